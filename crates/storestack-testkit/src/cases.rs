@@ -1,5 +1,5 @@
 //! The conformance cases: one async function per clause of the
-//! [`Store`](storestack::Store) contract. Each takes a fresh [`Fixture`]
+//! [`Store`] contract. Each takes a fresh [`Fixture`]
 //! and panics on a violation.
 
 use std::collections::HashSet;

@@ -6,7 +6,7 @@
 //! prefix scan (the backends serve prefix scans natively), so their cost
 //! grows with the namespace, not with the whole backend.
 //!
-//! The caller's key is checked against [`limits`](crate::limits) *before*
+//! The caller's key is checked against [`limits`] *before*
 //! the prefix is added, so an empty key is refused even though
 //! `prefix + ""` would not be empty; the backend then checks the full key,
 //! so the longest key a namespaced store accepts is
