@@ -17,9 +17,11 @@
 //!   session data with sliding expiry, "expires soonest" is "used least
 //!   recently". Eviction works shard by shard, so the order is approximate
 //!   across shards.
-//! * **Scan** walks shards in order and keys in order within a shard, so a
-//!   key live for the whole scan is returned exactly once, even with
-//!   concurrent writers.
+//! * **Scan** walks shards in order and, within a shard, keys in (hash, key)
+//!   order, so a key live for the whole scan is returned exactly once, even
+//!   with concurrent writers. The order is not lexicographic, so a prefix
+//!   scan examines the whole shard; each page examines a bounded number of
+//!   entries and may come back short (or empty) with a cursor to go on.
 //!
 //! # Examples
 //!
@@ -55,12 +57,15 @@ use crate::error::{ErrorKind, Op, Result, StoreError};
 use crate::limits::{self, Limits};
 use crate::store::{ScanCursor, ScanPage, Store};
 use crate::Record;
-use shard::{Delta, Shard, ENTRY_OVERHEAD};
+use shard::{Delta, Position, Shard, ENTRY_OVERHEAD};
 
 /// Expired entries a write purges from its shard on the way.
 const PURGE_PER_WRITE: usize = 8;
 /// Expired entries purged per lock acquisition by sweeps.
 const PURGE_CHUNK: usize = 1024;
+/// Entries a scan page examines per shard at most (bounds lock hold time
+/// and the work of a page whose prefix matches little).
+const SCAN_BUDGET: usize = 4096;
 
 /// Configuration of a [`MemoryStore`].
 #[derive(Clone)]
@@ -244,8 +249,14 @@ impl MemoryStore {
         self.inner.config.clock.now()
     }
 
+    /// The key's hash and its shard.
+    fn locate(&self, key: &str) -> (u64, usize) {
+        let hash = self.inner.hasher.hash_one(key);
+        (hash, (hash as usize) & self.inner.mask)
+    }
+
     fn shard_of(&self, key: &str) -> usize {
-        (self.inner.hasher.hash_one(key) as usize) & self.inner.mask
+        self.locate(key).1
     }
 
     fn with_shard<T>(&self, idx: usize, f: impl FnOnce(&mut Shard) -> (T, Delta)) -> T {
@@ -266,14 +277,8 @@ impl MemoryStore {
     }
 
     /// Writes `record` (already checked) and keeps the bounds.
-    fn write(
-        &self,
-        idx: usize,
-        key: &str,
-        record: Record,
-        now: SystemTime,
-        only_if_absent: bool,
-    ) -> bool {
+    fn write(&self, key: &str, record: Record, now: SystemTime, only_if_absent: bool) -> bool {
+        let (hash, idx) = self.locate(key);
         let wrote = self.with_shard(idx, |shard| {
             let mut delta = shard.purge_expired(now, PURGE_PER_WRITE);
             if only_if_absent && shard.contains_live(key, now) {
@@ -282,7 +287,7 @@ impl MemoryStore {
             let d = if record.is_expired_at(now) {
                 shard.remove(key, false)
             } else {
-                shard.put(key, record)
+                shard.put(key, hash, record)
             };
             delta.entries += d.entries;
             delta.bytes += d.bytes;
@@ -373,7 +378,9 @@ async fn sweep(inner: Weak<Inner>, every: Duration) {
     }
 }
 
-fn parse_cursor(cursor: &ScanCursor) -> Result<(usize, Option<&str>)> {
+/// Cursor tokens: `"{shard}:"` for the start of a shard, or
+/// `"{shard}:{hash:016x}>{key}"` to resume after that position.
+fn parse_cursor(cursor: &ScanCursor) -> Result<(usize, Option<Position>)> {
     let Some(token) = cursor.token() else {
         return Ok((0, None));
     };
@@ -384,7 +391,16 @@ fn parse_cursor(cursor: &ScanCursor) -> Result<(usize, Option<&str>)> {
     };
     let (shard, rest) = token.split_once(':').ok_or_else(bad)?;
     let shard = shard.parse().map_err(|_| bad())?;
-    Ok((shard, rest.strip_prefix('>')))
+    if rest.is_empty() {
+        return Ok((shard, None));
+    }
+    let (hash, key) = rest.split_once('>').ok_or_else(bad)?;
+    let hash = u64::from_str_radix(hash, 16).map_err(|_| bad())?;
+    Ok((shard, Some((hash, Arc::from(key)))))
+}
+
+fn cursor_token(shard: usize, pos: &Position) -> ScanCursor {
+    ScanCursor::from_token(format!("{shard}:{:016x}>{}", pos.0, pos.1))
 }
 
 #[async_trait]
@@ -401,13 +417,13 @@ impl Store for MemoryStore {
 
     async fn set(&self, key: &str, record: Record) -> Result<()> {
         self.check_fits(Op::Set, key, &record)?;
-        self.write(self.shard_of(key), key, record, self.now(), false);
+        self.write(key, record, self.now(), false);
         Ok(())
     }
 
     async fn create(&self, key: &str, record: Record) -> Result<bool> {
         self.check_fits(Op::Create, key, &record)?;
-        Ok(self.write(self.shard_of(key), key, record, self.now(), true))
+        Ok(self.write(key, record, self.now(), true))
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
@@ -435,21 +451,23 @@ impl Store for MemoryStore {
     }
 
     async fn scan(&self, prefix: &str, cursor: ScanCursor, limit: usize) -> Result<ScanPage> {
-        let (mut shard, after) = parse_cursor(&cursor)?;
-        let mut after = after.map(str::to_owned);
+        let (mut shard, mut after) = parse_cursor(&cursor)?;
         let limit = limit.max(1);
         let now = self.now();
         let mut keys = Vec::new();
+        let mut budget = SCAN_BUDGET;
         while shard < self.inner.shards.len() {
-            let want = limit - keys.len();
-            let (found, more) =
-                self.inner.shards[shard]
-                    .lock()
-                    .scan(prefix, after.as_deref(), want, now);
+            let (found, resume, examined) = self.inner.shards[shard].lock().scan(
+                prefix,
+                after.as_ref(),
+                limit - keys.len(),
+                budget,
+                now,
+            );
+            budget = budget.saturating_sub(examined.max(1));
             keys.extend(found);
-            if more {
-                let last = keys.last().expect("more implies a full page");
-                let next = ScanCursor::from_token(format!("{shard}:>{last}"));
+            if let Some(pos) = resume {
+                let next = cursor_token(shard, &pos);
                 return Ok(ScanPage {
                     keys,
                     next: Some(next),
@@ -457,7 +475,7 @@ impl Store for MemoryStore {
             }
             shard += 1;
             after = None;
-            if keys.len() == limit {
+            if keys.len() == limit || budget == 0 {
                 break;
             }
         }

@@ -1,9 +1,14 @@
-//! One shard of the memory store: an ordered map of keys plus an index of
-//! entries by expiry, which serves both reclamation (expired entries sit at
-//! its front) and eviction (the soonest-expiring entry goes first; entries
-//! that never expire go last, oldest first).
+//! One shard of the memory store: a hash map for lookups, plus two ordered
+//! indexes whose keys are plain integers (compared inline, without chasing
+//! a pointer to the key's bytes):
+//!
+//! * `by_position`, ordered by (hash of key, key), gives `scan` a stable
+//!   order to resume from;
+//! * `by_expiry` serves both reclamation (expired entries sit at its front)
+//!   and eviction (the soonest-expiring entry goes first; entries that never
+//!   expire go last, oldest first).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,11 +25,15 @@ pub(crate) const ENTRY_OVERHEAD: u64 = 96;
 /// `u64::MAX` for never, insertion sequence).
 type OrderKey = (u64, u64);
 
+/// Position in the scan index: (hash of the key, the key).
+pub(crate) type Position = (u64, Arc<str>);
+
 #[derive(Debug)]
 struct Entry {
     value: Bytes,
     expires_at: Option<SystemTime>,
     order: OrderKey,
+    hash: u64,
 }
 
 /// What a mutation did to the shard's size, for the store's global counters.
@@ -45,7 +54,8 @@ impl Delta {
 
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
-    map: BTreeMap<Arc<str>, Entry>,
+    map: HashMap<Arc<str>, Entry>,
+    by_position: BTreeSet<Position>,
     by_expiry: BTreeMap<OrderKey, Arc<str>>,
     seq: u64,
 }
@@ -90,23 +100,42 @@ impl Shard {
         matches!(self.map.get(key), Some(e) if !is_expired(e.expires_at, now))
     }
 
-    /// Inserts or replaces.
-    pub(crate) fn put(&mut self, key: &str, record: Record) -> Delta {
-        let mut delta = self.remove(key, false);
+    /// Inserts or replaces; `hash` is the key's hash (the store's).
+    pub(crate) fn put(&mut self, key: &str, hash: u64, record: Record) -> Delta {
         let order = self.next_order(record.expires_at);
+        let new_bytes = entry_bytes(key, &record.value) as i64;
+        if let Some(e) = self.map.get_mut(key) {
+            // Replace in place: the scan position stays, the expiry moves.
+            let old_bytes = entry_bytes(key, &e.value) as i64;
+            let old_order = std::mem::replace(&mut e.order, order);
+            e.value = record.value;
+            e.expires_at = record.expires_at;
+            if let Some(k) = self.by_expiry.remove(&old_order) {
+                self.by_expiry.insert(order, k);
+            }
+            return Delta {
+                entries: 0,
+                bytes: new_bytes - old_bytes,
+                expired: 0,
+            };
+        }
         let key: Arc<str> = Arc::from(key);
-        delta.entries += 1;
-        delta.bytes += entry_bytes(&key, &record.value) as i64;
         self.by_expiry.insert(order, key.clone());
+        self.by_position.insert((hash, key.clone()));
         self.map.insert(
             key,
             Entry {
                 value: record.value,
                 expires_at: record.expires_at,
                 order,
+                hash,
             },
         );
-        delta
+        Delta {
+            entries: 1,
+            bytes: new_bytes,
+            expired: 0,
+        }
     }
 
     /// Removes `key` if present (live or not).
@@ -115,9 +144,11 @@ impl Shard {
             None => Delta::default(),
             Some((k, e)) => {
                 self.by_expiry.remove(&e.order);
+                let bytes = entry_bytes(&k, &e.value) as i64;
+                self.by_position.remove(&(e.hash, k));
                 Delta {
                     entries: -1,
-                    bytes: -(entry_bytes(&k, &e.value) as i64),
+                    bytes: -bytes,
                     expired: expired as u64,
                 }
             }
@@ -170,35 +201,41 @@ impl Shard {
         self.map.len()
     }
 
-    /// Up to `limit` live keys starting with `prefix`, strictly after
-    /// `after` if given, in key order. Returns the keys and whether the
-    /// shard has more matching keys past the last one returned.
+    /// Up to `limit` live keys starting with `prefix`, in position order,
+    /// strictly after `after` if given, examining at most `budget` entries.
+    /// Returns the keys, the position to resume after if the shard may hold
+    /// more matching keys, and how many entries were examined.
     pub(crate) fn scan(
         &self,
         prefix: &str,
-        after: Option<&str>,
+        after: Option<&Position>,
         limit: usize,
+        budget: usize,
         now: SystemTime,
-    ) -> (Vec<String>, bool) {
+    ) -> (Vec<String>, Option<Position>, usize) {
         let lower = match after {
-            Some(a) if a >= prefix => Bound::Excluded(a),
-            _ => Bound::Included(prefix),
+            Some(p) => Bound::Excluded(p),
+            None => Bound::Unbounded,
         };
         let mut keys = Vec::new();
-        let range = self
-            .map
-            .range::<str, _>((lower, Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix));
-        for (k, e) in range {
-            if is_expired(e.expires_at, now) {
+        let mut last: Option<&Position> = None;
+        let mut examined = 0;
+        for pos in self.by_position.range((lower, Bound::Unbounded)) {
+            if keys.len() == limit || examined == budget {
+                return (keys, last.cloned(), examined);
+            }
+            examined += 1;
+            last = Some(pos);
+            if !pos.1.starts_with(prefix) {
                 continue;
             }
-            if keys.len() == limit {
-                return (keys, true);
+            if let Some(e) = self.map.get(&pos.1) {
+                if !is_expired(e.expires_at, now) {
+                    keys.push(pos.1.to_string());
+                }
             }
-            keys.push(k.to_string());
         }
-        (keys, false)
+        (keys, None, examined)
     }
 
     /// Removes everything.
@@ -206,6 +243,7 @@ impl Shard {
         let entries = self.map.len() as i64;
         let bytes: u64 = self.map.iter().map(|(k, e)| entry_bytes(k, &e.value)).sum();
         self.map.clear();
+        self.by_position.clear();
         self.by_expiry.clear();
         Delta {
             entries: -entries,

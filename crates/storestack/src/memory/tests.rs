@@ -194,3 +194,32 @@ async fn malformed_cursor_is_invalid_input() {
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{token:?}");
     }
 }
+
+#[tokio::test]
+async fn sparse_prefix_scan_pages_are_bounded_and_finish() {
+    let store = MemoryStore::with_config(MemoryConfig::default().shards(2).sweep_interval(None));
+    for i in 0..20_000 {
+        store
+            .set(&format!("noise:{i}"), Record::never_expiring("v"))
+            .await
+            .unwrap();
+    }
+    store
+        .set("needle", Record::never_expiring("v"))
+        .await
+        .unwrap();
+    let mut cursor = ScanCursor::start();
+    let (mut pages, mut found) = (0, Vec::new());
+    loop {
+        let page = store.scan("needle", cursor, 10).await.unwrap();
+        pages += 1;
+        found.extend(page.keys);
+        match page.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    assert_eq!(found, ["needle"]);
+    // 20 001 entries examined at most SCAN_BUDGET per page.
+    assert!(pages >= 20_001 / SCAN_BUDGET, "{pages} pages");
+}
