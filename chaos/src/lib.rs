@@ -7,7 +7,9 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 
 pub mod error;
+pub mod checker;
 pub mod history;
+pub mod invariants;
 pub mod switch;
 pub mod workload;
 
