@@ -10,6 +10,8 @@ pub mod error;
 pub mod checker;
 pub mod history;
 pub mod invariants;
+pub mod proxy;
+pub mod seed;
 pub mod switch;
 pub mod workload;
 

@@ -261,13 +261,9 @@ pub struct OpGenerator {
     next_seq: u64,
 }
 
-/// The seed of worker `worker` in a run seeded `seed` (SplitMix64 of both,
-/// so neighbouring seeds and workers get unrelated streams).
+/// The seed of worker `worker` in a run seeded `seed`.
 pub fn worker_seed(seed: u64, worker: u32) -> u64 {
-    let mut z = seed ^ (u64::from(worker).wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::seed::derive(seed, u64::from(worker))
 }
 
 impl OpGenerator {
