@@ -10,6 +10,7 @@ pub mod error;
 pub mod checker;
 pub mod history;
 pub mod invariants;
+pub mod process;
 pub mod proxy;
 pub mod seed;
 pub mod switch;
