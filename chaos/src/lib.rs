@@ -12,6 +12,7 @@ pub mod history;
 pub mod invariants;
 pub mod process;
 pub mod proxy;
+pub mod scenario;
 pub mod seed;
 pub mod switch;
 pub mod workload;
