@@ -323,7 +323,10 @@ impl Iterator for OpGenerator {
         let key = self.key();
         let (value_size, ttl) = match op {
             WorkOp::Set | WorkOp::Create => {
-                let (lo, hi) = (*self.config.value_size.start(), *self.config.value_size.end());
+                let (lo, hi) = (
+                    *self.config.value_size.start(),
+                    *self.config.value_size.end(),
+                );
                 let size = if hi > lo {
                     self.rng.gen_range(lo..=hi)
                 } else {

@@ -304,7 +304,10 @@ impl Checker for StatsChecker {
         }
         Verdict {
             total: total.finish(),
-            phases: phases.into_iter().map(|(p, acc)| (p, acc.finish())).collect(),
+            phases: phases
+                .into_iter()
+                .map(|(p, acc)| (p, acc.finish()))
+                .collect(),
             unrecognized_reads,
             misplaced_reads,
             consistency: self.model.as_ref().map(|m| m.check(history)),

@@ -112,8 +112,14 @@ async fn proxy_in_front_of_redis() {
 
     handle.latency(Some(Latency::new(Duration::from_millis(60))));
     let t = Instant::now();
-    redis_ping(proxy.addr(), Duration::from_secs(2)).await.unwrap();
-    assert!(t.elapsed() >= Duration::from_millis(60), "{:?}", t.elapsed());
+    redis_ping(proxy.addr(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(60),
+        "{:?}",
+        t.elapsed()
+    );
 
     handle.blackhole(true);
     assert_eq!(

@@ -25,7 +25,10 @@ pub async fn redis_ping(addr: SocketAddr, deadline: Duration) -> io::Result<()> 
         } else {
             Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("unexpected reply to ping: {:?}", String::from_utf8_lossy(&reply)),
+                format!(
+                    "unexpected reply to ping: {:?}",
+                    String::from_utf8_lossy(&reply)
+                ),
             ))
         }
     })
@@ -59,7 +62,10 @@ pub async fn mongo_ping(addr: SocketAddr, deadline: Duration) -> io::Result<()> 
         if has(&ok_double) || has(&ok_int) {
             Ok(())
         } else {
-            Err(io::Error::new(io::ErrorKind::InvalidData, "ping reply is not ok: 1"))
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "ping reply is not ok: 1",
+            ))
         }
     })
     .await

@@ -213,7 +213,10 @@ async fn write_limited<W: AsyncWrite + Unpin>(
 ) -> io::Result<()> {
     let mut rest = chunk;
     while !rest.is_empty() {
-        let limit = toxics.borrow().bandwidth.filter(|b| b.direction.covers(dir));
+        let limit = toxics
+            .borrow()
+            .bandwidth
+            .filter(|b| b.direction.covers(dir));
         let Some(limit) = limit else {
             return to.write_all(rest).await;
         };

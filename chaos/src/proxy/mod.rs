@@ -230,7 +230,8 @@ impl ProxyHandle {
 
     async fn wait_listening(&self, want: bool) -> Result<()> {
         let mut listening = self.listening.clone();
-        let waited = tokio::time::timeout(REBIND_PATIENCE, listening.wait_for(|&l| l == want)).await;
+        let waited =
+            tokio::time::timeout(REBIND_PATIENCE, listening.wait_for(|&l| l == want)).await;
         match waited {
             Ok(Ok(_)) => Ok(()),
             // The accept loop is gone: the proxy was dropped, nothing listens.

@@ -71,7 +71,11 @@ async fn latency_delays_every_response_and_keeps_order() {
     ));
     let t = Instant::now();
     round_trip(&mut s, b"ping").await.unwrap();
-    assert!(t.elapsed() >= Duration::from_millis(50), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(50),
+        "{:?}",
+        t.elapsed()
+    );
 
     // Many small writes, each delayed by a different amount: still in order.
     let msgs: Vec<u8> = (0..200u32).map(|i| (i % 251) as u8).collect();
@@ -92,7 +96,11 @@ async fn latency_delays_every_response_and_keeps_order() {
     ));
     let t = Instant::now();
     round_trip(&mut s, b"twice").await.unwrap();
-    assert!(t.elapsed() >= Duration::from_millis(120), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(120),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -111,9 +119,11 @@ async fn blackhole_holds_bytes_until_lifted() {
     let mut fresh = TcpStream::connect(proxy.addr()).await.unwrap();
     fresh.write_all(b"new").await.unwrap();
     let mut buf3 = [0; 3];
-    assert!(timeout(Duration::from_millis(100), fresh.read_exact(&mut buf3))
-        .await
-        .is_err());
+    assert!(
+        timeout(Duration::from_millis(100), fresh.read_exact(&mut buf3))
+            .await
+            .is_err()
+    );
     // Lifted: what was held arrives; nothing was lost.
     handle.blackhole(false);
     timeout(PATIENCE, open.read_exact(&mut buf))
@@ -167,7 +177,11 @@ async fn reset_peer_resets_open_and_new_connections() {
     let t = Instant::now();
     assert_eq!(round_trip(&mut delayed, b"alive").await.unwrap(), b"alive");
     expect_reset(&mut delayed).await;
-    assert!(t.elapsed() >= Duration::from_millis(140), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(140),
+        "{:?}",
+        t.elapsed()
+    );
 
     handle.clear().await.unwrap();
     let mut after = TcpStream::connect(proxy.addr()).await.unwrap();
@@ -188,7 +202,9 @@ async fn down_refuses_and_closes_then_up_restores() {
     // The open connection is closed (EOF or error, never an answer).
     let mut buf = [0; 1];
     let _ = open.write_all(b"2").await;
-    let read = timeout(PATIENCE, open.read(&mut buf)).await.expect("closed");
+    let read = timeout(PATIENCE, open.read(&mut buf))
+        .await
+        .expect("closed");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 
     handle.up().await.unwrap();
@@ -205,15 +221,17 @@ async fn bandwidth_paces_throughput() {
     let t = Instant::now();
     assert_eq!(round_trip(&mut s, &data).await.unwrap(), data);
     // 10 kB at 50 kB/s: 200 ms.
-    assert!(t.elapsed() >= Duration::from_millis(180), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(180),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn slow_close_delays_the_close() {
     let proxy = proxied().await;
-    proxy
-        .handle()
-        .slow_close(Some(Duration::from_millis(150)));
+    proxy.handle().slow_close(Some(Duration::from_millis(150)));
     let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
     s.write_all(b"bye").await.unwrap();
     let t = Instant::now();
@@ -226,7 +244,11 @@ async fn slow_close_delays_the_close() {
     assert_eq!(got, b"bye");
     // Our close reaches the server 150 ms late, and its close reaches us
     // 150 ms after that.
-    assert!(t.elapsed() >= Duration::from_millis(290), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(290),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -67,7 +67,7 @@ mod tests {
         Runner::new(
             RunConfig::default()
                 .seed(11)
-                .duration(Duration::from_millis(900)),
+                .duration(Duration::from_millis(600)),
         )
     }
 
@@ -88,12 +88,15 @@ mod tests {
         let r = runner().run(&store_down()).await.unwrap();
         assert!(r.passed(), "{:?}", r.evaluation);
         let w = r.window.expect("measured window");
-        assert!(w.start >= Duration::from_millis(300) && w.end >= Duration::from_millis(600));
+        assert!(w.start >= Duration::from_millis(200) && w.end >= Duration::from_millis(400));
         assert_eq!(r.actions.len(), 2);
         let during = r.verdict.phase(Phase::During);
         // Every operation during the outage failed, as Unavailable.
         assert!(during.ops > 100, "{during:?}");
-        assert_eq!(during.errors.get(&ErrorClass::Unavailable), Some(&during.error_count()));
+        assert_eq!(
+            during.errors.get(&ErrorClass::Unavailable),
+            Some(&during.error_count())
+        );
         assert!(during.error_count() + 2 >= during.ops, "{during:?}");
         assert_eq!(r.verdict.phase(Phase::Before).error_count(), 0);
         assert_eq!(r.verdict.phase(Phase::After).error_count(), 0);
@@ -106,11 +109,7 @@ mod tests {
         // The same schedule on a store the switch does not wrap.
         let scenario = store_down().setup(|ctx| async move {
             let unused = Switch::new(MemoryStore::new()).handle();
-            let down = Action::switch(
-                "down",
-                unused,
-                SwitchState::Failing(ErrorKind::Unavailable),
-            );
+            let down = Action::switch("down", unused, SwitchState::Failing(ErrorKind::Unavailable));
             Ok(Setup::new(MemoryStore::new().shared())
                 .schedule(Schedule::new().at(ctx.at(0.5), down)))
         });
@@ -143,6 +142,9 @@ mod tests {
         let r = runner().run(&scenario).await.unwrap();
         assert!(r.evaluation.passed());
         assert!(!r.passed());
-        assert_eq!(r.actions[0].error.as_deref(), Some("nothing is not running"));
+        assert_eq!(
+            r.actions[0].error.as_deref(),
+            Some("nothing is not running")
+        );
     }
 }

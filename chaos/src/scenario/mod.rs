@@ -320,9 +320,7 @@ impl Scenario {
             requires: Vec::new(),
             workload: WorkloadConfig::default(),
             setup: Arc::new(|_| {
-                Box::pin(async {
-                    Ok(Setup::new(Arc::new(storestack::MemoryStore::new())))
-                })
+                Box::pin(async { Ok(Setup::new(Arc::new(storestack::MemoryStore::new()))) })
             }),
         }
     }
@@ -388,4 +386,29 @@ pub fn scenario_seed(seed: u64, name: &str) -> u64 {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
     crate::seed::derive(seed, hash)
+}
+
+/// Every scenario the suite knows, in run order. Scenarios that need a
+/// real backend say so with [`Scenario::requires`] and are skipped when it
+/// is not given.
+pub fn catalogue() -> Vec<Scenario> {
+    builtin::embedded()
+}
+
+/// The scenarios of `catalogue` named in `names`, in the order named; all
+/// of them if `names` is empty.
+pub fn select(catalogue: Vec<Scenario>, names: &[String]) -> Result<Vec<Scenario>> {
+    if names.is_empty() {
+        return Ok(catalogue);
+    }
+    names
+        .iter()
+        .map(|name| {
+            catalogue
+                .iter()
+                .find(|s| s.name() == name)
+                .cloned()
+                .ok_or_else(|| crate::ChaosError::UnknownScenario(name.clone()))
+        })
+        .collect()
 }

@@ -279,7 +279,11 @@ impl Runner {
         // Actions planned past the end of the run still run: a fault must
         // never be left in place.
         let actions = driver.await.map_err(|e| {
-            ChaosError::scenario(scenario.name(), "fault schedule panicked", Some(Box::new(e)))
+            ChaosError::scenario(
+                scenario.name(),
+                "fault schedule panicked",
+                Some(Box::new(e)),
+            )
         })?;
         drop(setup.keep_alive);
         drop(setup.store);

@@ -14,8 +14,11 @@ fn small() -> WorkloadConfig {
         .stop(Stop::Ops(400))
 }
 
-/// What a worker did, leaving out timing and results.
-fn sequences(history: &History) -> BTreeMap<u32, Vec<(u64, WorkOp, u32, Option<ValueId>)>> {
+/// One operation without timing or result: sequence, op, key, value.
+type Issued = (u64, WorkOp, u32, Option<ValueId>);
+
+/// What each worker did, leaving out timing and results.
+fn sequences(history: &History) -> BTreeMap<u32, Vec<Issued>> {
     let mut by_worker: BTreeMap<u32, Vec<_>> = BTreeMap::new();
     for op in &history.ops {
         by_worker
@@ -162,8 +165,15 @@ async fn rate_and_duration_bound_the_run() {
         .run_from(MemoryStore::new().shared(), 5, start, None, &progress)
         .await;
     // 200 ops/s for 2 s (first ticks at t = 0).
-    assert!((395..=405).contains(&history.ops.len()), "{}", history.ops.len());
+    assert!(
+        (395..=405).contains(&history.ops.len()),
+        "{}",
+        history.ops.len()
+    );
     assert_eq!(progress.ops(), history.ops.len() as u64);
-    assert!(history.ops.iter().all(|op| op.start < Duration::from_secs(2)));
+    assert!(history
+        .ops
+        .iter()
+        .all(|op| op.start < Duration::from_secs(2)));
     assert!(history.ops.windows(2).all(|w| w[0].start <= w[1].start));
 }
