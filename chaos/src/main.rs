@@ -33,8 +33,8 @@ struct Cli {
     #[arg(long)]
     seed: Option<u64>,
     /// How long each scenario's workload runs, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 4.0)]
-    duration: f64,
+    #[arg(long, value_name = "SECS", default_value = "4", value_parser = parse_secs)]
+    duration: Duration,
     /// Where to write report.json, report.txt and the pictures.
     #[arg(long, value_name = "DIR", default_value = "chaos-report")]
     out: PathBuf,
@@ -59,6 +59,18 @@ async fn main() -> ExitCode {
             eprintln!("storestack-chaos: {}", chain(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// A positive number of seconds, fractions allowed.
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(format!("{s} is not between 0 and 86400 seconds"))
     }
 }
 
@@ -90,15 +102,9 @@ async fn run(cli: Cli) -> Result<bool, ChaosError> {
         }
         return Ok(true);
     }
-    if !(cli.duration.is_finite() && cli.duration > 0.0) {
-        return Err(ChaosError::UnknownScenario(format!(
-            "--duration {} is not a positive number of seconds",
-            cli.duration
-        )));
-    }
     let scenarios = scenario::select(scenario::catalogue(), &cli.scenarios)?;
     let seed = cli.seed.unwrap_or_else(storestack_chaos::seed::random);
-    let duration = Duration::from_secs_f64(cli.duration);
+    let duration = cli.duration;
     println!(
         "storestack-chaos: {} scenarios, {:.1}s each, seed {seed} (replay with --seed {seed})",
         scenarios.len(),
