@@ -3,7 +3,7 @@
 //! admission live here.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -120,6 +120,12 @@ pub(super) struct Core {
     pub(super) store: String,
     pub(super) rejected: AtomicU64,
     pub(super) opened: AtomicU64,
+    /// The policy is failsafe's `consecutive_failures`, for which a success
+    /// only matters after a failure: `record_success` resets the streak.
+    streak_only: bool,
+    /// A failure was recorded since the streak was last reset. Lets a
+    /// success skip the lock when there is no streak to reset.
+    streak: AtomicBool,
 }
 
 fn split(word: u64) -> (u64, u64) {
@@ -183,6 +189,7 @@ impl Drop for Permit<'_> {
 impl Core {
     pub(super) fn new(config: BreakerConfig, store: String) -> Self {
         let policy = config.trip.build(config.backoff());
+        let streak_only = matches!(config.trip, super::config::Trip::ConsecutiveFailures(_));
         Core {
             word: AtomicU64::new(CLOSED),
             open_until: AtomicU64::new(0),
@@ -197,6 +204,8 @@ impl Core {
             store,
             rejected: AtomicU64::new(0),
             opened: AtomicU64::new(0),
+            streak_only,
+            streak: AtomicBool::new(false),
         }
     }
 
@@ -282,7 +291,15 @@ impl Core {
     }
 
     fn record(&self, generation: u64, kind: Kind, outcome: Outcome) {
-        if kind == Kind::Unrecorded {
+        // The hot path of a healthy breaker: nothing to record.
+        let nothing = match (kind, outcome) {
+            (Kind::Unrecorded, _) | (Kind::Normal, Outcome::Neutral) => true,
+            (Kind::Normal, Outcome::Success) => {
+                self.streak_only && !self.streak.load(Ordering::Acquire)
+            }
+            _ => false,
+        };
+        if nothing {
             return;
         }
         let mut m = self.machine.lock();
@@ -296,12 +313,15 @@ impl Core {
         let change = match (state, outcome) {
             (CLOSED, Outcome::Success) => {
                 m.policy.record_success();
+                self.streak.store(false, Ordering::Release);
                 None
             }
-            (CLOSED, Outcome::Failure) => m
-                .policy
-                .mark_dead_on_failure()
-                .map(|delay| self.transit(&mut m, BreakerState::Open, Some(delay))),
+            (CLOSED, Outcome::Failure) => {
+                self.streak.store(true, Ordering::Release);
+                m.policy
+                    .mark_dead_on_failure()
+                    .map(|delay| self.transit(&mut m, BreakerState::Open, Some(delay)))
+            }
             (HALF_OPEN, Outcome::Success) => {
                 m.successes += 1;
                 (m.successes >= self.config.close_after.max(1))
@@ -345,7 +365,10 @@ impl Core {
                 m.trials = 0;
                 m.successes = 0;
             }
-            BreakerState::Closed => m.policy.revived(),
+            BreakerState::Closed => {
+                m.policy.revived();
+                self.streak.store(false, Ordering::Release);
+            }
             BreakerState::ForcedOpen | BreakerState::ForcedClosed => {}
         }
         let word = ((generation + 1) << 8) | to.code();

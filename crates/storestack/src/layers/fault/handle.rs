@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +43,10 @@ struct Shared {
     /// Operations seen; the n-th one draws from a generator seeded with
     /// (seed, n).
     seq: AtomicU64,
+    /// `seq` at the last `reset_stats`.
+    seq_base: AtomicU64,
+    /// Whether any fault is configured: when not, operations skip the lock.
+    active: AtomicBool,
     counters: [AtomicU64; COUNTERS],
 }
 
@@ -53,11 +57,10 @@ struct State {
     start: Instant,
 }
 
-const COUNTERS: usize = 7;
+const COUNTERS: usize = 6;
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Counter {
-    Ops = 0,
-    Outages,
+    Outages = 0,
     Errors,
     LostReplies,
     Hangs,
@@ -140,9 +143,12 @@ impl FaultHandle {
         let seed = choose_seed(config.seed, std::env::var(SEED_ENV).ok());
         eprintln!("storestack fault injection: seed {seed} (replay with {SEED_ENV}={seed})");
         tracing::info!(seed, "fault injection seeded");
+        let active = is_active(&config);
         FaultHandle {
             shared: Arc::new(Shared {
                 seed,
+                seq_base: AtomicU64::new(0),
+                active: AtomicBool::new(active),
                 state: RwLock::new(State {
                     config: FaultConfig {
                         seed: Some(seed),
@@ -171,6 +177,9 @@ impl FaultHandle {
         let mut state = self.shared.state.write();
         f(&mut state.config);
         state.config.seed = Some(self.shared.seed);
+        self.shared
+            .active
+            .store(is_active(&state.config), Ordering::Release);
     }
 
     /// Takes the store down (every affected operation meets the outage
@@ -270,7 +279,11 @@ impl FaultHandle {
     pub fn stats(&self) -> FaultStats {
         let c = |k: Counter| self.shared.counters[k as usize].load(Ordering::Relaxed);
         FaultStats {
-            ops: c(Counter::Ops),
+            ops: self
+                .shared
+                .seq
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.shared.seq_base.load(Ordering::Relaxed)),
             outages: c(Counter::Outages),
             errors: c(Counter::Errors),
             lost_replies: c(Counter::LostReplies),
@@ -286,6 +299,8 @@ impl FaultHandle {
         for c in &self.shared.counters {
             c.store(0, Ordering::Relaxed);
         }
+        let seq = self.shared.seq.load(Ordering::Relaxed);
+        self.shared.seq_base.store(seq, Ordering::Relaxed);
     }
 
     pub(super) fn count(&self, counter: Counter) {
@@ -295,7 +310,9 @@ impl FaultHandle {
     /// Decides the fate of the next operation; `None` leaves it alone.
     pub(super) fn plan(&self, op: Op) -> Option<Plan> {
         let n = self.shared.seq.fetch_add(1, Ordering::Relaxed);
-        self.count(Counter::Ops);
+        if !self.shared.active.load(Ordering::Acquire) {
+            return None;
+        }
         let state = self.shared.state.read();
         let c = &state.config;
         if !c.ops.contains(op) {
@@ -326,6 +343,10 @@ impl FaultHandle {
             corrupt: (op == Op::Get && k < rate(c.corrupt_rate)).then_some((at, mask)),
         })
     }
+}
+
+fn is_active(c: &FaultConfig) -> bool {
+    c.down || !c.outages.is_empty() || c.flapping.is_some() || c.draws()
 }
 
 fn is_down(c: &FaultConfig, elapsed: Duration) -> bool {

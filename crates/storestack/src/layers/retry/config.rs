@@ -11,9 +11,11 @@ use super::observer::{Observer, RetryObserver};
 /// The n-th retry waits `initial_backoff * multiplier^(n-1)`, capped at
 /// `max_backoff`, then spread by `jitter`: a delay `d` becomes a uniform
 /// pick in `[d * (1 - jitter), d * (1 + jitter)]`. No retry starts once
-/// `max_elapsed` has passed since the first attempt, nor when its delay
-/// would end past it, so a call lasts at most `max_elapsed` plus one
-/// attempt (put a Timeout inside Retry to bound the attempt).
+/// `max_elapsed` has passed since the first attempt failed, nor when its
+/// delay would end past it, so a call lasts at most the first attempt,
+/// `max_elapsed`, and one more attempt (put a Timeout inside Retry to bound
+/// the attempts). The backoff is set up only after a failure: a call that
+/// succeeds at once costs nothing more.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RetryConfig {
@@ -27,8 +29,8 @@ pub struct RetryConfig {
     pub multiplier: f64,
     /// The spread of each delay, from 0 (none) to 1. Default 0.5.
     pub jitter: f64,
-    /// The time budget of one call, retries included; `None` for none.
-    /// Default 2 s.
+    /// The time budget of the retries of one call, counted from the first
+    /// failure; `None` for none. Default 2 s.
     pub max_elapsed: Option<Duration>,
     pub(super) observer: Observer,
 }
@@ -73,7 +75,7 @@ impl RetryConfig {
         self
     }
 
-    /// Sets the time budget of one call; `None` for none.
+    /// Sets the time budget of the retries; `None` for none.
     pub fn max_elapsed(mut self, budget: Option<Duration>) -> Self {
         self.max_elapsed = budget;
         self

@@ -53,7 +53,8 @@
 //! # Default
 //!
 //! [`RetryConfig::default`]: 3 attempts, 25 ms initial delay doubling up to
-//! 1 s, jitter ±50 %, 2 s budget per call.
+//! 1 s, jitter ±50 %, no retry starting more than 2 s after the first
+//! failure.
 //!
 //! # Ordering
 //!
@@ -150,6 +151,12 @@ pub struct Retry<S> {
     name: String,
 }
 
+/// One attempt of [`Retry::retry`]: the replayed first failure, or a call.
+enum Step<F> {
+    Failed(StoreError),
+    Run(F),
+}
+
 /// Whether `err` is worth another attempt.
 fn retryable(err: &StoreError) -> bool {
     err.is_transient() && err.kind() != ErrorKind::CircuitOpen && !err.is_exhausted()
@@ -187,14 +194,39 @@ impl<S: Store> Retry<S> {
         F: FnMut() -> Fut + Send,
         Fut: Future<Output = Result<T>> + Send,
     {
+        // The first attempt runs alone: a healthy call pays for no backoff.
+        match attempt().await {
+            Ok(v) => Ok(v),
+            Err(e) if !retryable(&e) => Err(e),
+            Err(e) => self.retry(op, e, attempt).await,
+        }
+    }
+
+    /// Retries after a first attempt failed with `first`, on the backoff
+    /// crate's schedule.
+    async fn retry<T, F, Fut>(&self, op: Op, first: StoreError, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut + Send,
+        Fut: Future<Output = Result<T>> + Send,
+    {
         let attempts = AtomicU32::new(0);
         let max = self.config.attempts();
         let counter = &attempts;
+        let mut first = Some(first);
         let operation = move || {
             let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-            let fut = attempt();
+            // The backoff's first "attempt" replays the first failure, so
+            // that it schedules the second attempt.
+            let step = match first.take() {
+                Some(e) => Step::Failed(e),
+                None => Step::Run(attempt()),
+            };
             async move {
-                match fut.await {
+                let out = match step {
+                    Step::Failed(e) => Err(e),
+                    Step::Run(fut) => fut.await,
+                };
+                match out {
                     Ok(v) => Ok(v),
                     Err(e) if !retryable(&e) => Err(backoff::Error::permanent(e)),
                     Err(e) if n >= max => Err(backoff::Error::permanent(e.exhausted())),

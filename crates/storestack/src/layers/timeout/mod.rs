@@ -68,6 +68,7 @@ mod config;
 mod layer;
 
 use std::future::Future;
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -106,6 +107,14 @@ impl<S: Store> Timeout<S> {
         let Some(deadline) = self.config.deadline(op) else {
             return fut.await;
         };
+        // A store that answers at once (a memory or cache hit) needs no
+        // timer: poll once before arming one. The deadline then counts from
+        // the end of that first poll, which never waits.
+        let mut fut = std::pin::pin!(fut);
+        let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        if let Poll::Ready(out) = first {
+            return out;
+        }
         match tokio::time::timeout(deadline, fut).await {
             Ok(out) => out,
             Err(_) => Err(self.expired(op, deadline)),
