@@ -4,7 +4,7 @@
 //! While **closed**, calls go through and a failure policy counts their
 //! failures. When the policy trips, the breaker **opens**: for an open
 //! period, every call fails at once with
-//! [`ErrorKind::CircuitOpen`](crate::ErrorKind::CircuitOpen) without
+//! [`ErrorKind::CircuitOpen`] without
 //! touching the inner store (in well under a microsecond: see the
 //! `resilience` benchmark), which spares a sick backend and lets a Fallback
 //! above switch over immediately. When the period ends the breaker is
