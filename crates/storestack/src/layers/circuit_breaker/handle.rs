@@ -2,7 +2,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::state::{BreakerState, Core};
+use super::machine::Core;
+use super::state::BreakerState;
 
 /// Operators' control of a breaker: query its state (health endpoints),
 /// force it open or closed, reset it. Cheap to clone; clones control the

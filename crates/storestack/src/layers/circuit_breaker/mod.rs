@@ -117,6 +117,7 @@
 mod config;
 mod handle;
 mod layer;
+mod machine;
 mod policy;
 mod state;
 
@@ -134,7 +135,8 @@ pub use state::{BreakerState, StateChange};
 
 use crate::error::{ErrorKind, Op, Result, StoreError};
 use crate::store::{Record, ScanCursor, ScanPage, Store};
-use state::{Core, Outcome};
+use machine::Core;
+use state::Outcome;
 
 /// A store guarded by a circuit breaker. See the [module docs](self).
 /// Clones share the breaker.

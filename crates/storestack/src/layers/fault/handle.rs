@@ -3,12 +3,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use super::config::{FaultConfig, Flapping, OpSet, Outage, OutageMode};
-use crate::error::{ErrorKind, Op};
+use super::config::{FaultConfig, Flapping, Outage, OutageMode};
+use super::ops::OpSet;
+use super::plan::{is_active, is_down};
+use super::stats::{Counter, FaultStats, COUNTERS};
+use crate::error::ErrorKind;
 
 /// The environment variable a [`FaultConfig`] without a seed reads its
 /// seed from, to replay a run without changing code.
@@ -33,88 +34,28 @@ pub const SEED_ENV: &str = "STORESTACK_FAULT_SEED";
 /// ```
 #[derive(Debug, Clone)]
 pub struct FaultHandle {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 #[derive(Debug)]
-struct Shared {
-    seed: u64,
-    state: RwLock<State>,
+pub(super) struct Shared {
+    pub(super) seed: u64,
+    pub(super) state: RwLock<State>,
     /// Operations seen; the n-th one draws from a generator seeded with
     /// (seed, n).
-    seq: AtomicU64,
+    pub(super) seq: AtomicU64,
     /// `seq` at the last `reset_stats`.
-    seq_base: AtomicU64,
+    pub(super) seq_base: AtomicU64,
     /// Whether any fault is configured: when not, operations skip the lock.
-    active: AtomicBool,
-    counters: [AtomicU64; COUNTERS],
+    pub(super) active: AtomicBool,
+    pub(super) counters: [AtomicU64; COUNTERS],
 }
 
 #[derive(Debug)]
-struct State {
-    config: FaultConfig,
+pub(super) struct State {
+    pub(super) config: FaultConfig,
     /// Where outage windows and flapping are measured from.
-    start: Instant,
-}
-
-const COUNTERS: usize = 6;
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Counter {
-    Outages = 0,
-    Errors,
-    LostReplies,
-    Hangs,
-    Delayed,
-    Corrupted,
-}
-
-/// Counters of injected faults since creation (or the last
-/// [`FaultHandle::reset_stats`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FaultStats {
-    /// Operations that reached the fault layer (affected or not).
-    pub ops: u64,
-    /// Operations that met an outage (down, a window, or flapping).
-    pub outages: u64,
-    /// Injected errors (the inner store was not called).
-    pub errors: u64,
-    /// Lost replies (the inner store applied the operation).
-    pub lost_replies: u64,
-    /// Hangs started by `hang_rate` (an outage in `Hang` mode counts as
-    /// an outage).
-    pub hangs: u64,
-    /// Operations delayed by added latency.
-    pub delayed: u64,
-    /// Values corrupted on `get`.
-    pub corrupted: u64,
-}
-
-impl FaultStats {
-    /// Operations that met a fault of any kind other than latency.
-    pub fn faults(&self) -> u64 {
-        self.outages + self.errors + self.lost_replies + self.hangs + self.corrupted
-    }
-}
-
-/// What happens to one operation.
-#[derive(Debug, Default)]
-pub(super) struct Plan {
-    pub(super) outage: Option<OutageMode>,
-    pub(super) delay: Duration,
-    pub(super) hang: bool,
-    pub(super) error: Option<ErrorKind>,
-    pub(super) lose_reply: Option<ErrorKind>,
-    /// For `get`: the byte index (modulo the length) and the mask to flip.
-    pub(super) corrupt: Option<(u64, u8)>,
-}
-
-fn rate(r: f64) -> f64 {
-    if r.is_nan() {
-        0.0
-    } else {
-        r.clamp(0.0, 1.0)
-    }
+    pub(super) start: Instant,
 }
 
 /// The configured seed, else the one in `env` (the value of [`SEED_ENV`]),
@@ -302,57 +243,6 @@ impl FaultHandle {
         let seq = self.shared.seq.load(Ordering::Relaxed);
         self.shared.seq_base.store(seq, Ordering::Relaxed);
     }
-
-    pub(super) fn count(&self, counter: Counter) {
-        self.shared.counters[counter as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Decides the fate of the next operation; `None` leaves it alone.
-    pub(super) fn plan(&self, op: Op) -> Option<Plan> {
-        let n = self.shared.seq.fetch_add(1, Ordering::Relaxed);
-        if !self.shared.active.load(Ordering::Acquire) {
-            return None;
-        }
-        let state = self.shared.state.read();
-        let c = &state.config;
-        if !c.ops.contains(op) {
-            return None;
-        }
-        if is_down(c, state.start.elapsed()) {
-            return Some(Plan {
-                outage: Some(c.outage_mode),
-                ..Plan::default()
-            });
-        }
-        if !c.draws() {
-            return None;
-        }
-        // Every operation draws the same values in the same order, whatever
-        // is switched on, so the n-th operation's fate depends only on the
-        // seed, n and the configuration.
-        let mut rng =
-            StdRng::seed_from_u64(self.shared.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let (e, l, h, j, k): (f64, f64, f64, f64, f64) = rng.gen();
-        let (at, mask) = (rng.gen::<u64>(), rng.gen_range(1..=u8::MAX));
-        Some(Plan {
-            outage: None,
-            delay: c.latency + c.latency_jitter.mul_f64(j),
-            hang: h < rate(c.hang_rate),
-            error: (e < rate(c.error_rate)).then_some(c.error_kind),
-            lose_reply: (l < rate(c.reply_loss_rate)).then_some(c.error_kind),
-            corrupt: (op == Op::Get && k < rate(c.corrupt_rate)).then_some((at, mask)),
-        })
-    }
-}
-
-fn is_active(c: &FaultConfig) -> bool {
-    c.down || !c.outages.is_empty() || c.flapping.is_some() || c.draws()
-}
-
-fn is_down(c: &FaultConfig, elapsed: Duration) -> bool {
-    c.down
-        || c.outages.iter().any(|o| o.covers(elapsed))
-        || c.flapping.is_some_and(|f| f.is_down(elapsed))
 }
 
 #[cfg(test)]

@@ -85,19 +85,25 @@
 mod config;
 mod handle;
 mod layer;
+mod ops;
+mod plan;
+mod stats;
 
 use std::future::Future;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-pub use config::{FaultConfig, Flapping, OpSet, Outage, OutageMode};
-pub use handle::{FaultHandle, FaultStats, SEED_ENV};
+pub use config::{FaultConfig, Flapping, Outage, OutageMode};
+pub use handle::{FaultHandle, SEED_ENV};
 pub use layer::FaultInjectionLayer;
+pub use ops::OpSet;
+pub use stats::FaultStats;
 
 use crate::error::{ErrorKind, Op, Result, StoreError};
 use crate::store::{Record, ScanCursor, ScanPage, Store};
-use handle::{Counter, Plan};
+use plan::Plan;
+use stats::Counter;
 
 /// A store with injected faults. See the [module docs](self).
 #[derive(Debug, Clone)]

@@ -127,11 +127,12 @@
 //! ```
 
 mod config;
+mod create;
 mod layer;
 mod observer;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -160,20 +161,6 @@ enum Step<F> {
 /// Whether `err` is worth another attempt.
 fn retryable(err: &StoreError) -> bool {
     err.is_transient() && err.kind() != ErrorKind::CircuitOpen && !err.is_exhausted()
-}
-
-/// Whether `found` is the record a `create` of `mine` wrote. Expiries are
-/// compared to the millisecond: backends store milliseconds.
-fn same_write(found: &Record, mine: &Record) -> bool {
-    let expiry = match (found.expires_at, mine.expires_at) {
-        (None, None) => true,
-        (Some(a), Some(b)) => {
-            let d = a.duration_since(b).or_else(|_| b.duration_since(a));
-            d.is_ok_and(|d| d < Duration::from_millis(1))
-        }
-        _ => false,
-    };
-    expiry && found.value == mine.value
 }
 
 impl<S: Store> Retry<S> {
@@ -271,20 +258,6 @@ impl<S: Store> Retry<S> {
             next_delay,
         });
     }
-
-    /// After `create` answered `false` following an attempt whose outcome
-    /// is unknown: was that attempt ours? See the module docs.
-    async fn reconcile_create(&self, key: &str, record: &Record) -> Result<bool> {
-        let found = self
-            .inner
-            .get(key)
-            .await
-            .map_err(|e| e.with_op(Op::Create))?;
-        match found {
-            Some(found) => Ok(same_write(&found, record)),
-            None => self.inner.create(key, record.clone()).await,
-        }
-    }
 }
 
 impl<S> Retry<S> {
@@ -320,22 +293,7 @@ impl<S: Store> Store for Retry<S> {
     }
 
     async fn create(&self, key: &str, record: Record) -> Result<bool> {
-        let unknown = &AtomicBool::new(false);
-        let record = &record;
-        self.run(Op::Create, move || async move {
-            let after_unknown = unknown.load(Ordering::Relaxed);
-            match self.inner.create(key, record.clone()).await {
-                Ok(false) if after_unknown => self.reconcile_create(key, record).await,
-                Err(e) => {
-                    if retryable(&e) {
-                        unknown.store(true, Ordering::Relaxed);
-                    }
-                    Err(e)
-                }
-                done => done,
-            }
-        })
-        .await
+        self.create_safely(key, record).await
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {

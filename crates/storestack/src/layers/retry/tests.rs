@@ -4,6 +4,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use super::create::same_write;
 use super::*;
 use crate::layers::testing::{Scripted, Step};
 use crate::StoreExt;
