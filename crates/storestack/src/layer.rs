@@ -93,6 +93,43 @@ pub trait StoreExt: Store + Sized {
         Namespaced::new(self, prefix)
     }
 
+    /// Fails every operation that outlives its deadline with `Timeout`
+    /// (see [`Timeout`](crate::layers::timeout::Timeout)). Takes a
+    /// `Duration` or a [`TimeoutConfig`](crate::layers::timeout::TimeoutConfig).
+    fn timeout(
+        self,
+        deadlines: impl Into<crate::layers::timeout::TimeoutConfig>,
+    ) -> crate::layers::timeout::Timeout<Self> {
+        crate::layers::timeout::Timeout::new(self, deadlines)
+    }
+
+    /// Retries transient failures with exponential backoff (see
+    /// [`Retry`](crate::layers::retry::Retry)).
+    #[cfg(feature = "retry")]
+    fn retry(self, config: crate::layers::retry::RetryConfig) -> crate::layers::retry::Retry<Self> {
+        crate::layers::retry::Retry::new(self, config)
+    }
+
+    /// Fails fast while the store keeps failing (see
+    /// [`CircuitBreaker`](crate::layers::circuit_breaker::CircuitBreaker)).
+    #[cfg(feature = "circuit-breaker")]
+    fn circuit_breaker(
+        self,
+        config: crate::layers::circuit_breaker::BreakerConfig,
+    ) -> crate::layers::circuit_breaker::CircuitBreaker<Self> {
+        crate::layers::circuit_breaker::CircuitBreaker::new(self, config)
+    }
+
+    /// Injects seeded, replayable faults (see
+    /// [`FaultInjection`](crate::layers::fault::FaultInjection)).
+    #[cfg(feature = "fault")]
+    fn fault_injection(
+        self,
+        config: crate::layers::fault::FaultConfig,
+    ) -> crate::layers::fault::FaultInjection<Self> {
+        crate::layers::fault::FaultInjection::new(self, config)
+    }
+
     /// Typed access to serde values, JSON-encoded (see [`Typed`](crate::typed::Typed)).
     #[cfg(feature = "json")]
     fn typed<T>(self) -> crate::typed::Typed<Self, T, crate::typed::Json> {

@@ -37,7 +37,16 @@ pub mod typed;
 
 pub use error::{ErrorKind, Op, Result, StoreError};
 pub use layer::{Identity, Layer, Stack, StoreExt};
+#[cfg(feature = "circuit-breaker")]
+pub use layers::circuit_breaker::{
+    BreakerConfig, BreakerHandle, BreakerState, CircuitBreaker, CircuitBreakerLayer,
+};
+#[cfg(feature = "fault")]
+pub use layers::fault::{FaultConfig, FaultHandle, FaultInjection, FaultInjectionLayer};
 pub use layers::namespaced::{Namespaced, NamespacedLayer};
+#[cfg(feature = "retry")]
+pub use layers::retry::{Retry, RetryConfig, RetryLayer};
+pub use layers::timeout::{Timeout, TimeoutConfig, TimeoutLayer};
 pub use memory::{MemoryConfig, MemoryStats, MemoryStore};
 pub use store::{BoxStore, Expiry, Record, ScanCursor, ScanPage, SharedStore, Store};
 

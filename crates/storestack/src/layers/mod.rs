@@ -2,4 +2,14 @@
 //! store, lives in its own module with a `*Layer` and a wrapper type, and
 //! documents `# Default`, `# Ordering` and `# Examples`.
 
+#[cfg(feature = "circuit-breaker")]
+pub mod circuit_breaker;
+#[cfg(feature = "fault")]
+pub mod fault;
 pub mod namespaced;
+#[cfg(feature = "retry")]
+pub mod retry;
+pub mod timeout;
+
+#[cfg(test)]
+pub(crate) mod testing;
