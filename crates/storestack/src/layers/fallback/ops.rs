@@ -253,12 +253,18 @@ impl<P: Store, S: Store> Shared<P, S> {
     }
 
     /// The authority for `key`: the mirror's if it knows one, else the
-    /// stores' entries.
-    async fn authority(&self, key: &str, known: Option<Side>) -> Result<Option<Side>> {
-        match known {
-            Some(side) => Ok(Some(side)),
-            None => Ok(self.stored_pair(key).await?.authority()),
+    /// stores' entries. A side that cannot be read is taken to hold no
+    /// entry: it could not have taken the writes the other side missed
+    /// (one fault at a time).
+    async fn authority(&self, key: &str, known: Option<Side>) -> Option<Side> {
+        if known.is_some() {
+            return known;
         }
+        let primary = self.read_entry(Side::Primary, key).await.unwrap_or(None);
+        let secondary = self.read_entry(Side::Secondary, key).await.unwrap_or(None);
+        let pair = Pair { primary, secondary };
+        self.learn(key, pair);
+        pair.authority()
     }
 
     // ---- reads ------------------------------------------------------------
@@ -347,28 +353,40 @@ impl<P: Store, S: Store> Shared<P, S> {
         }
     }
 
-    /// set, delete, touch: primary, then secondary.
+    /// set, delete, touch: primary, then secondary; a touch of a key known
+    /// to be stale on the primary goes to the secondary first, so that the
+    /// side holding the newest write decides.
     async fn write_both(&self, key: &str, m: &Mutation, known: Option<Side>) -> Result<bool> {
-        let pr = match self.apply(Side::Primary, key, m).await {
-            Ok(pr) => pr,
-            Err(pe) if pe.is_transient() => {
-                return self.degraded(Side::Secondary, key, m, pe).await;
-            }
-            Err(pe) => return Err(pe),
+        let first = match known {
+            Some(side) if !m.blind() => side,
+            _ => Side::Primary,
         };
-        match self.apply(Side::Secondary, key, m).await {
-            Ok(sr) if sr == pr => Ok(pr),
-            Ok(sr) => self.disagreement(key, m, known, pr, sr).await,
-            Err(se) => {
-                // The primary took the write, the secondary did not: journal
-                // it so that the secondary is repaired (or never served).
-                let journaled = self.journal_after(Side::Primary, key).await;
+        let second = first.other();
+        let r1 = match self.apply(first, key, m).await {
+            Ok(r) => r,
+            Err(e) if e.is_transient() => return self.degraded(second, key, m, e).await,
+            Err(e) => return Err(e),
+        };
+        match self.apply(second, key, m).await {
+            Ok(r2) if r2 == r1 => Ok(r1),
+            Ok(r2) => {
+                let (pr, sr) = if first == Side::Primary {
+                    (r1, r2)
+                } else {
+                    (r2, r1)
+                };
+                self.disagreement(key, m, known, pr, sr).await
+            }
+            Err(e2) => {
+                // The first side took the write, the second did not: journal
+                // it so that the second is repaired (or never served).
+                let journaled = self.journal_after(first, key).await;
                 match journaled {
-                    Err(je) if se.is_transient() => {
-                        Err(self.both_failed(m.op(), (Side::Secondary, se), (Side::Primary, je)))
+                    Err(je) if e2.is_transient() => {
+                        Err(self.both_failed(m.op(), (second, e2), (first, je)))
                     }
-                    _ if se.is_transient() => Ok(pr),
-                    _ => Err(se),
+                    _ if e2.is_transient() => Ok(r1),
+                    _ => Err(e2),
                 }
             }
         }
@@ -384,7 +402,7 @@ impl<P: Store, S: Store> Shared<P, S> {
         pr: bool,
         sr: bool,
     ) -> Result<bool> {
-        match self.authority(key, known).await? {
+        match self.authority(key, known).await {
             Some(Side::Secondary) => Ok(sr),
             Some(Side::Primary) => Ok(pr),
             None => {
@@ -416,7 +434,7 @@ impl<P: Store, S: Store> Shared<P, S> {
             Ok(false) => {
                 // Absent on a stale primary is not absent: ask the journal.
                 if self.cfg.journal_check == JournalCheck::PerRead
-                    && self.authority(key, None).await? == Some(Side::Secondary)
+                    && self.authority(key, None).await == Some(Side::Secondary)
                 {
                     return self.create_on(Side::Secondary, key, m, record).await;
                 }
@@ -431,7 +449,7 @@ impl<P: Store, S: Store> Shared<P, S> {
             Ok(true) => Ok(true),
             Ok(false) => {
                 // The secondary holds a live record the primary did not.
-                if self.authority(key, None).await? == Some(Side::Secondary) {
+                if self.authority(key, None).await == Some(Side::Secondary) {
                     // The primary was stale: the key exists. Repair will
                     // replace the record just created on the primary.
                     return Ok(false);
