@@ -14,8 +14,8 @@
 //! which the checker accepts only if both are allowed final values.
 //!
 //! Deterministic per seed: a current-thread runtime with paused time, and
-//! the switches yield a seeded number of times around every call, which is
-//! what interleaves the operations. A failure prints its seed; replay it
+//! the switches yield a seeded number of times around every call and add a
+//! seeded virtual latency to some, which is what interleaves the operations. A failure prints its seed; replay it
 //! with `STORESTACK_MODEL_SEED=<seed>`. `STORESTACK_MODEL_SEEDS=<n>` runs
 //! `n` seeds per scenario (default 60).
 
@@ -53,11 +53,8 @@ struct Switch {
 
 impl Switch {
     fn new(name: &'static str, clock: TokioClock, rng: Arc<Mutex<StdRng>>) -> Self {
-        let inner = MemoryStore::with_config(
-            MemoryConfig::default()
-                .clock(clock)
-                .sweep_interval(None),
-        );
+        let inner =
+            MemoryStore::with_config(MemoryConfig::default().clock(clock).sweep_interval(None));
         Switch {
             inner,
             name,
@@ -74,10 +71,19 @@ impl Switch {
         self.down.store(down, Ordering::SeqCst);
     }
 
+    /// Lets other tasks run: a few yields, sometimes a few milliseconds of
+    /// (virtual) latency.
     async fn pause(&self) {
-        let n = self.rng.lock().unwrap().gen_range(0..3);
-        for _ in 0..n {
+        let (yields, latency) = {
+            let mut rng = self.rng.lock().unwrap();
+            let latency = rng.gen_bool(0.125).then(|| ms(rng.gen_range(1..=3)));
+            (rng.gen_range(0..3), latency)
+        };
+        for _ in 0..yields {
             tokio::task::yield_now().await;
+        }
+        if let Some(d) = latency {
+            tokio::time::sleep(d).await;
         }
     }
 
@@ -212,7 +218,11 @@ fn run_scenario(name: &str, scenario: Scenario) -> Totals {
     totals
 }
 
-async fn run(seed: u64, scenario: Scenario, totals: &mut Totals) -> std::result::Result<(), String> {
+async fn run(
+    seed: u64,
+    scenario: Scenario,
+    totals: &mut Totals,
+) -> std::result::Result<(), String> {
     let clock = TokioClock::new();
     let yields = Arc::new(Mutex::new(StdRng::seed_from_u64(seed ^ 0x5eed)));
     let p = Switch::new("p", clock, yields.clone());
@@ -220,8 +230,9 @@ async fn run(seed: u64, scenario: Scenario, totals: &mut Totals) -> std::result:
     let config = FallbackConfig::default()
         .journal_check(scenario.check)
         .poll_interval(ms(20))
-        .settle(ms(5))
-        .lease(ms(500))
+        // Above the longest write: 2 calls of up to 3 ms each, plus yields.
+        .settle(ms(25))
+        .lease(ms(2000))
         .clock(clock);
     let instances: Vec<Fb> = (0..scenario.processes)
         .map(|_| Fallback::with_config(p.clone(), s.clone(), config.clone()))
@@ -234,7 +245,14 @@ async fn run(seed: u64, scenario: Scenario, totals: &mut Totals) -> std::result:
         .map(|id| {
             let store = instances[id % instances.len()].clone();
             let rng = StdRng::seed_from_u64(seed.wrapping_mul(1000).wrapping_add(id as u64));
-            tokio::spawn(client(id, store, history.clone(), rng, scenario.ops_per_client, clock))
+            tokio::spawn(client(
+                id,
+                store,
+                history.clone(),
+                rng,
+                scenario.ops_per_client,
+                clock,
+            ))
         })
         .collect();
     let chaos = tokio::spawn(chaos(
@@ -274,10 +292,18 @@ async fn run(seed: u64, scenario: Scenario, totals: &mut Totals) -> std::result:
         for side in [&p.inner, &s.inner] {
             history.final_get(side, key).await.unwrap();
         }
-        let (a, b) = (p.inner.get(key).await.unwrap(), s.inner.get(key).await.unwrap());
+        let (a, b) = (
+            p.inner.get(key).await.unwrap(),
+            s.inner.get(key).await.unwrap(),
+        );
         if scenario.processes == 1 && a != b {
-            let text = |r: Option<Record>| r.map(|r| String::from_utf8_lossy(&r.value).into_owned());
-            return Err(format!("sides differ on {key}: {:?} vs {:?}", text(a), text(b)));
+            let text =
+                |r: Option<Record>| r.map(|r| String::from_utf8_lossy(&r.value).into_owned());
+            return Err(format!(
+                "sides differ on {key}: {:?} vs {:?}",
+                text(a),
+                text(b)
+            ));
         }
     }
 
@@ -322,9 +348,11 @@ async fn client(
                 history.touch(&store, key, Some(at)).await.map(drop)
             }
         };
-        if let Err(e) = r {
-            if verbose() {
-                eprintln!("client {id} op {seq} on {key}: {e}");
+        if verbose() {
+            let last = history.events().pop().map(|e| e.to_string());
+            match r {
+                Err(e) => eprintln!("client {id} op {seq} on {key}: {e}"),
+                Ok(()) => eprintln!("client {id}: {}", last.unwrap_or_default()),
             }
         }
         let pause = rng.gen_range(0..4);
@@ -369,7 +397,7 @@ async fn chaos(
     outages: Arc<AtomicU64>,
 ) {
     while !done.load(Ordering::SeqCst) {
-        tokio::time::sleep(ms(rng.gen_range(2..30))).await;
+        tokio::time::sleep(ms(rng.gen_range(1..12))).await;
         match faults {
             Faults::Double => {
                 let side = if rng.gen_bool(0.5) { &p } else { &s };

@@ -144,7 +144,14 @@ pub struct Event {
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}..{}] {} {:?}", self.start, self.end, self.call.name(), self.key)?;
+        write!(
+            f,
+            "[{}..{}] {} {:?}",
+            self.start,
+            self.end,
+            self.call.name(),
+            self.key
+        )?;
         match &self.call {
             Call::Set(v) | Call::Create(v) => write!(f, " {v:?}")?,
             _ => {}
@@ -316,9 +323,7 @@ impl History {
         expiry: Expiry,
     ) -> storestack::Result<()> {
         let op = self.begin(key, Call::Set(value.to_owned()));
-        let r = store
-            .set(key, Record::new(value.to_owned(), expiry))
-            .await;
+        let r = store.set(key, Record::new(value.to_owned(), expiry)).await;
         op.finish(failed(&r).unwrap_or(Outcome::Written));
         r
     }
@@ -394,7 +399,11 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}: {} (allowed: {})", self.kind, self.read, self.expected)
+        write!(
+            f,
+            "{:?}: {} (allowed: {})",
+            self.kind, self.read, self.expected
+        )
     }
 }
 
@@ -480,7 +489,11 @@ impl fmt::Display for Report {
             write!(f, ", DUPLICATE VALUES {}", self.duplicate_values)?;
         }
         if !self.errors.is_empty() {
-            write!(f, "; errors {:?} by op {:?}", self.errors, self.errors_by_op)?;
+            write!(
+                f,
+                "; errors {:?} by op {:?}",
+                self.errors, self.errors_by_op
+            )?;
         }
         for v in &self.examples {
             write!(f, "\n  {v}")?;
@@ -639,12 +652,7 @@ fn check_key(events: &[&Event], report: &mut Report) {
         match x {
             Some(v) => {
                 let Some(w) = by_value.get(v.as_str()).filter(|w| w.start < r.end) else {
-                    report.violation(
-                        ViolationKind::UnknownValue,
-                        r,
-                        describe(&allowed_now()),
-                        1,
-                    );
+                    report.violation(ViolationKind::UnknownValue, r, describe(&allowed_now()), 1);
                     continue;
                 };
                 if live(w) {

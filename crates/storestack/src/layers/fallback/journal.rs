@@ -13,7 +13,7 @@
 //! process knows about, the per-key [`Stripes`] of async locks and the
 //! reserved key [`Names`].
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -290,8 +290,13 @@ impl Pair {
 /// first; the repair task works through it.
 #[derive(Debug, Default)]
 pub(crate) struct Mirror {
-    map: Mutex<HashMap<String, Pair>>,
+    // Ordered, so that repairs run in the same order from run to run
+    // (seeded tests replay exactly).
+    map: Mutex<BTreeMap<String, Pair>>,
     len: AtomicUsize,
+    /// Bumped by every forget: knowledge read from a store before a forget
+    /// may be stale after it (see [`Mirror::learn_since`]).
+    epoch: AtomicU64,
 }
 
 impl Mirror {
@@ -323,7 +328,7 @@ impl Mirror {
     }
 
     /// Records an entry of `side`, keeping the larger of the known and the
-    /// new one (knowledge only grows, except through [`Mirror::forget`]).
+    /// new one (knowledge only grows, except through the `forget`s).
     pub(crate) fn learn(&self, key: &str, side: Side, entry: Entry) {
         self.with(key, |pair| {
             let slot = pair.slot(side);
@@ -331,9 +336,41 @@ impl Mirror {
         });
     }
 
+    /// The current epoch, to pass to [`Mirror::learn_since`].
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// [`Mirror::learn`], unless something was forgotten since `epoch`: an
+    /// entry read from a store before a repair removed it must not come
+    /// back (it would make this process refuse keys that are repaired).
+    /// Returns whether it learned.
+    pub(crate) fn learn_since(&self, epoch: u64, key: &str, side: Side, entry: Entry) -> bool {
+        let mut map = self.map.lock();
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return false;
+        }
+        let pair = map.entry(key.to_owned()).or_default();
+        let slot = pair.slot(side);
+        *slot = Entry::max(*slot, Some(entry));
+        self.len.store(map.len(), Ordering::Release);
+        true
+    }
+
+    /// Puts back `before` if the pair is still `after` (undoes a learn
+    /// whose journal write failed).
+    pub(crate) fn restore(&self, key: &str, before: Pair, after: Pair) {
+        self.with(key, |pair| {
+            if *pair == after {
+                *pair = before;
+            }
+        });
+    }
+
     /// Forgets `key` entirely (after a repair, under the key's lock).
     pub(crate) fn forget(&self, key: &str) {
         self.with(key, |pair| *pair = Pair::default());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Forgets the entry of `side` for `key` if it is still `expected`.
@@ -343,6 +380,7 @@ impl Mirror {
                 *pair.slot(side) = None;
             }
         });
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Up to `limit` journaled keys.
@@ -374,6 +412,7 @@ impl Mirror {
         let mut map = self.map.lock();
         map.clear();
         self.len.store(0, Ordering::Release);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -443,7 +482,14 @@ mod tests {
         ] {
             assert_eq!(Entry::decode(&e.encode()), e);
         }
-        for bad in [&b""[..], b"fbj1", b"fbj1 - -", b"fbj2 1 -", b"fbj1 x -", b"\xff"] {
+        for bad in [
+            &b""[..],
+            b"fbj1",
+            b"fbj1 - -",
+            b"fbj2 1 -",
+            b"fbj1 x -",
+            b"\xff",
+        ] {
             assert_eq!(Entry::decode(bad), Entry::committed(0), "{bad:?}");
         }
     }
@@ -465,7 +511,10 @@ mod tests {
             committed: Some(1),
             pending: Some(5),
         };
-        assert_eq!(resolve(Some(c(1)), Some(newer_pending)), Some(Side::Secondary));
+        assert_eq!(
+            resolve(Some(c(1)), Some(newer_pending)),
+            Some(Side::Secondary)
+        );
     }
 
     #[test]

@@ -226,8 +226,11 @@ impl<P: Store, S: Store> Shared<P, S> {
     /// see the repair module on why the marker may never lag).
     async fn write_entry(&self, side: Side, key: &str, entry: Entry, marker: bool) -> Result<()> {
         let store = self.store(side);
-        self.on_side(side, store.set(&self.names.journal_key(key), entry.record()))
-            .await?;
+        self.on_side(
+            side,
+            store.set(&self.names.journal_key(key), entry.record()),
+        )
+        .await?;
         if marker {
             let mark = Record::never_expiring(Bytes::from_static(b"1"));
             self.on_side(side, store.set(&self.names.marker, mark))
@@ -246,10 +249,17 @@ impl<P: Store, S: Store> Shared<P, S> {
     /// Journals `up` as holding the newest write of `key`, with a stamp
     /// above every stamp known for it.
     pub(crate) async fn journal_fresh(&self, up: Side, key: &str) -> Result<()> {
-        let pair = self.mirror.get(key).unwrap_or_default();
-        let entry = Entry::committed(self.stamps.next_after(self.now(), &pair));
+        let before = self.mirror.get(key).unwrap_or_default();
+        let entry = Entry::committed(self.stamps.next_after(self.now(), &before));
         self.mirror.learn(key, up, entry);
-        self.write_entry(up, key, entry, true).await
+        let r = self.write_entry(up, key, entry, true).await;
+        if r.is_err() {
+            let after = self.mirror.get(key).unwrap_or_default();
+            if after.get(up) == Some(entry) {
+                self.mirror.restore(key, before, after);
+            }
+        }
+        r
     }
 
     /// The authority for `key`: the mirror's if it knows one, else the
@@ -271,6 +281,18 @@ impl<P: Store, S: Store> Shared<P, S> {
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Record>> {
         self.check_key(Op::Get, key)?;
+        let epoch = self.mirror.epoch();
+        let r = self.get_once(key).await;
+        match r {
+            // Reads take no lock: a repair of this process may have finished
+            // (and forgotten the key) while this read waited on a side that
+            // then failed. Look again.
+            Err(e) if e.is_transient() && self.mirror.epoch() != epoch => self.get_once(key).await,
+            r => r,
+        }
+    }
+
+    async fn get_once(&self, key: &str) -> Result<Option<Record>> {
         if let Some(side) = self.mirror.get(key).and_then(|p| p.authority()) {
             return self.get_from_authority(side, key).await;
         }
@@ -295,6 +317,7 @@ impl<P: Store, S: Store> Shared<P, S> {
     /// secondary.
     async fn get_checked(&self, key: &str) -> Result<Option<Record>> {
         let jkey = self.names.journal_key(key);
+        let epoch = self.mirror.epoch();
         let (p, j) = tokio::join!(self.primary.get(key), self.secondary.get(&jkey));
         self.observe(Side::Primary, &p);
         self.observe(Side::Secondary, &j);
@@ -307,7 +330,12 @@ impl<P: Store, S: Store> Shared<P, S> {
         let secondary = Some(Entry::decode(&raw.value));
         let primary = self.read_entry(Side::Primary, key).await.unwrap_or(None);
         let pair = Pair { primary, secondary };
-        self.learn(key, pair);
+        for side in [Side::Primary, Side::Secondary] {
+            if let Some(e) = pair.get(side) {
+                self.stamps.witness(e);
+                self.mirror.learn_since(epoch, key, side, e);
+            }
+        }
         self.wake.notify_one();
         match pair.authority() {
             Some(Side::Primary) => self.finish_get(key, p).await,
@@ -317,20 +345,14 @@ impl<P: Store, S: Store> Shared<P, S> {
 
     /// The primary's answer, or the secondary's when the primary failed
     /// with a transient error.
-    async fn finish_get(
-        &self,
-        key: &str,
-        p: Result<Option<Record>>,
-    ) -> Result<Option<Record>> {
+    async fn finish_get(&self, key: &str, p: Result<Option<Record>>) -> Result<Option<Record>> {
         match p {
             Err(pe) if pe.is_transient() => {
                 bump(&self.health.failover_reads);
                 match self.get_on(Side::Secondary, key).await {
-                    Err(se) if se.is_transient() => Err(self.both_failed(
-                        Op::Get,
-                        (Side::Primary, pe),
-                        (Side::Secondary, se),
-                    )),
+                    Err(se) if se.is_transient() => {
+                        Err(self.both_failed(Op::Get, (Side::Primary, pe), (Side::Secondary, se)))
+                    }
                     r => r,
                 }
             }
@@ -409,8 +431,9 @@ impl<P: Store, S: Store> Shared<P, S> {
                 // Nothing journaled explains it (a write of another process
                 // in flight, or one that failed half-way): the primary is the
                 // reference; make sure the secondary converges to it.
+                // Best effort: the operation itself succeeded on both sides.
                 if matches!(m, Mutation::Touch(_)) {
-                    self.journal_after(Side::Primary, key).await?;
+                    let _ = self.journal_after(Side::Primary, key).await;
                 }
                 Ok(pr)
             }
@@ -454,17 +477,30 @@ impl<P: Store, S: Store> Shared<P, S> {
                     // replace the record just created on the primary.
                     return Ok(false);
                 }
-                // A leftover on the secondary: the primary's record is the
-                // newest write; journal it so that the secondary converges.
-                self.journal_after(Side::Primary, key).await?;
-                Ok(true)
+                // A leftover on the secondary (or a concurrent write of
+                // another process): the primary decided; align the secondary
+                // with it, or journal it as stale.
+                match self.put(Side::Secondary, key, Some(record.clone())).await {
+                    Ok(()) => Ok(true),
+                    Err(se) => match self.journal_after(Side::Primary, key).await {
+                        Ok(()) => Ok(true),
+                        Err(je) if se.is_transient() => Err(self.both_failed(
+                            Op::Create,
+                            (Side::Secondary, se),
+                            (Side::Primary, je),
+                        )),
+                        Err(_) => Err(se),
+                    },
+                }
             }
             Err(se) => {
                 let journaled = self.journal_after(Side::Primary, key).await;
                 match journaled {
-                    Err(je) if se.is_transient() => {
-                        Err(self.both_failed(Op::Create, (Side::Secondary, se), (Side::Primary, je)))
-                    }
+                    Err(je) if se.is_transient() => Err(self.both_failed(
+                        Op::Create,
+                        (Side::Secondary, se),
+                        (Side::Primary, je),
+                    )),
                     _ if se.is_transient() => Ok(true),
                     _ => Err(se),
                 }
@@ -502,13 +538,7 @@ impl<P: Store, S: Store> Shared<P, S> {
 
     /// The other side of `up` failed with `first`: write to `up` alone,
     /// journaling it first.
-    async fn degraded(
-        &self,
-        up: Side,
-        key: &str,
-        m: &Mutation,
-        first: StoreError,
-    ) -> Result<bool> {
+    async fn degraded(&self, up: Side, key: &str, m: &Mutation, first: StoreError) -> Result<bool> {
         let down = up.other();
         let op = m.op();
         let pair = self.mirror.get(key).unwrap_or_default();
@@ -523,6 +553,10 @@ impl<P: Store, S: Store> Shared<P, S> {
         };
         self.mirror.learn(key, up, pending);
         if let Err(e) = self.write_entry(up, key, pending, true).await {
+            let after = self.mirror.get(key).unwrap_or_default();
+            if after.get(up) == Some(pending) {
+                self.mirror.restore(key, pair, after);
+            }
             return Err(self.fail_on(op, (down, first), (up, e)));
         }
         let out = match self.apply(up, key, m).await {

@@ -229,9 +229,21 @@ impl<P: Store, S: Store> Shared<P, S> {
     }
 
     /// Loads every entry of `side`'s journal (a scan of the reserved prefix);
-    /// removes the side's marker when the journal is empty.
+    /// removes the side's marker when the journal is empty. A load that
+    /// raced with a repair's forget is done again.
     pub(crate) async fn load_journal(&self, side: Side) -> Result<()> {
+        for _ in 0..3 {
+            if self.load_journal_once(side).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns `false` if some entry read could not be learned.
+    async fn load_journal_once(&self, side: Side) -> Result<bool> {
         let store = self.store(side);
+        let epoch = self.mirror.epoch();
         let mut cursor = ScanCursor::start();
         let mut found = 0usize;
         loop {
@@ -247,7 +259,9 @@ impl<P: Store, S: Store> Shared<P, S> {
                 if let Some(raw) = self.get_on(side, jkey).await? {
                     let entry = Entry::decode(&raw.value);
                     self.stamps.witness(entry);
-                    self.mirror.learn(key, side, entry);
+                    if !self.mirror.learn_since(epoch, key, side, entry) {
+                        return Ok(false);
+                    }
                     found += 1;
                 }
             }
@@ -259,7 +273,7 @@ impl<P: Store, S: Store> Shared<P, S> {
         if found == 0 {
             self.clean_marker(side).await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Removes the marker of a side whose journal was found empty, then

@@ -130,7 +130,11 @@ impl Health {
         let h = &self.sides[side.index()];
         if h.down.load(Ordering::Relaxed) && h.down.swap(false, Ordering::AcqRel) {
             *h.since.lock() = None;
-            tracing::info!(side = side.as_str(), store = name, "fallback: side reachable again");
+            tracing::info!(
+                side = side.as_str(),
+                store = name,
+                "fallback: side reachable again"
+            );
             return true;
         }
         false

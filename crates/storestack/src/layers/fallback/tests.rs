@@ -21,6 +21,21 @@ struct Switch {
     hang: Arc<AtomicBool>,
     kind: Arc<Mutex<ErrorKind>>,
     user_calls: Arc<AtomicU64>,
+    gate: Arc<Mutex<Option<Gate>>>,
+}
+
+/// Holds the next call of `op` on `key` until released.
+struct Gate {
+    op: Op,
+    key: String,
+    reached: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+/// The two ends of a [`Gate`], for the test.
+struct GateHandle {
+    reached: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
 }
 
 impl Switch {
@@ -32,7 +47,20 @@ impl Switch {
             hang: Arc::default(),
             kind: Arc::new(Mutex::new(ErrorKind::Unavailable)),
             user_calls: Arc::default(),
+            gate: Arc::default(),
         }
+    }
+
+    fn hold_next(&self, op: Op, key: &str) -> GateHandle {
+        let reached = Arc::new(tokio::sync::Notify::new());
+        let release = Arc::new(tokio::sync::Notify::new());
+        *self.gate.lock() = Some(Gate {
+            op,
+            key: key.to_owned(),
+            reached: reached.clone(),
+            release: release.clone(),
+        });
+        GateHandle { reached, release }
     }
 
     fn down(&self) {
@@ -54,6 +82,17 @@ impl Switch {
     }
 
     async fn gate(&self, op: Op, key: &str) -> Result<()> {
+        let held = {
+            let mut gate = self.gate.lock();
+            match gate.as_ref() {
+                Some(g) if g.op == op && g.key == key => gate.take(),
+                _ => None,
+            }
+        };
+        if let Some(g) = held {
+            g.reached.notify_one();
+            g.release.notified().await;
+        }
         if !key.starts_with("__fallback:") {
             self.user_calls.fetch_add(1, Ordering::SeqCst);
         }
@@ -233,7 +272,10 @@ async fn reads_do_not_fail_over_on_permanent_errors() {
         let err = f.get("k").await.unwrap_err();
         assert_eq!(err.kind(), kind);
         assert_eq!(s.calls(), before, "the secondary was read for {kind}");
-        assert!(f.status().primary.reachable, "{kind} marked the primary down");
+        assert!(
+            f.status().primary.reachable,
+            "{kind} marked the primary down"
+        );
         // Nor do writes fail over: nothing reaches the secondary.
         assert_eq!(f.set("k", rec("w")).await.unwrap_err().kind(), kind);
         assert_eq!(s.raw("k").await.as_deref(), Some("v"));
@@ -494,7 +536,11 @@ async fn scan_len_and_clear_hide_the_reserved_keys() {
     let page = f.scan("__", ScanCursor::start(), 100).await.unwrap();
     assert!(page.keys.is_empty());
     p.up();
-    assert_eq!(f.len().await.unwrap(), 3, "the primary's view before repair");
+    assert_eq!(
+        f.len().await.unwrap(),
+        3,
+        "the primary's view before repair"
+    );
     assert!(f.clear().await.is_ok());
     assert_eq!(f.len().await.unwrap(), 0);
     assert_eq!(s.inner.len().await.unwrap(), 0);
@@ -614,4 +660,42 @@ async fn layer_and_fluent_method_build_the_same_store() {
     assert_eq!(b.config().settle, Duration::from_millis(20));
     let handle = b.handle();
     assert!(format!("{handle:?}").contains("FallbackStatus"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn repair_does_not_clobber_a_half_done_write_of_another_process() {
+    let (p, s) = stores();
+    let repairer = fallback(&p, &s);
+    let writer = fallback(&p, &s);
+    repairer.set("k", rec("v0")).await.unwrap();
+    p.down();
+    repairer.set("k", rec("v1")).await.unwrap();
+    p.up();
+
+    // The writer's primary half lands; its secondary half is held.
+    let gate = s.hold_next(Op::Set, "k");
+    let write = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.set("k", rec("v2")).await }
+    });
+    gate.reached.notified().await;
+    assert_eq!(p.raw("k").await.as_deref(), Some("v2"));
+
+    // The repair copies the secondary's v1 over the primary's v2...
+    let repair = tokio::spawn({
+        let h = repairer.handle();
+        async move { h.repair_now().await }
+    });
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(p.raw("k").await.as_deref(), Some("v1"), "no copy yet?");
+    // ...then the write's second half lands within the settle time.
+    gate.release.notify_one();
+    write.await.unwrap().unwrap();
+    repair.await.unwrap();
+    repairer.handle().repair_now().await;
+
+    assert_eq!(p.raw("k").await.as_deref(), Some("v2"));
+    assert_eq!(s.raw("k").await.as_deref(), Some("v2"));
+    assert_eq!(value(&writer, "k").await.as_deref(), Some("v2"));
+    assert_eq!(repairer.status().journaled_keys, 0);
 }

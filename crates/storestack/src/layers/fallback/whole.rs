@@ -21,7 +21,10 @@ impl<P: Store, S: Store> Shared<P, S> {
         limit: usize,
     ) -> Result<ScanPage> {
         let Some(token) = cursor.token() else {
-            return match self.scan_side(Side::Primary, prefix, cursor.clone(), limit).await {
+            return match self
+                .scan_side(Side::Primary, prefix, cursor.clone(), limit)
+                .await
+            {
                 Err(pe) if pe.is_transient() => {
                     match self.scan_side(Side::Secondary, prefix, cursor, limit).await {
                         Err(se) if se.is_transient() => Err(self.both_failed(
@@ -77,11 +80,9 @@ impl<P: Store, S: Store> Shared<P, S> {
     pub(crate) async fn len(&self) -> Result<u64> {
         match self.side_len(Side::Primary).await {
             Err(pe) if pe.is_transient() => match self.side_len(Side::Secondary).await {
-                Err(se) if se.is_transient() => Err(self.both_failed(
-                    Op::Len,
-                    (Side::Primary, pe),
-                    (Side::Secondary, se),
-                )),
+                Err(se) if se.is_transient() => {
+                    Err(self.both_failed(Op::Len, (Side::Primary, pe), (Side::Secondary, se)))
+                }
                 r => r,
             },
             r => r,
@@ -119,11 +120,9 @@ impl<P: Store, S: Store> Shared<P, S> {
                 self.mirror.clear();
                 Ok(())
             }
-            (Err(pe), Err(se)) if pe.is_transient() && se.is_transient() => Err(self.both_failed(
-                Op::Clear,
-                (Side::Primary, pe),
-                (Side::Secondary, se),
-            )),
+            (Err(pe), Err(se)) if pe.is_transient() && se.is_transient() => {
+                Err(self.both_failed(Op::Clear, (Side::Primary, pe), (Side::Secondary, se)))
+            }
             (Err(e), _) | (_, Err(e)) => Err(e),
         }
     }
