@@ -24,6 +24,10 @@
 //! developer's machine); use [`server_missing`] for that, which fails
 //! instead when `CI=true`.
 //!
+//! [`model`] holds a history checker for workloads run through outages
+//! (stale reads, lost writes, resurrected deletes), shared by the fallback
+//! model tests, the migration tests and the chaos suite.
+//!
 //! Time: a fixture either controls the store's clock ([`TimeControl::Mock`],
 //! expiry cases run instantly) or lives in real time
 //! ([`TimeControl::Real`], expiry cases sleep a few hundred milliseconds:
@@ -34,6 +38,7 @@
 
 pub mod cases;
 mod fixture;
+pub mod model;
 
 pub use fixture::{server_missing, Fixture, TimeControl};
 

@@ -31,6 +31,7 @@
 //!
 //! Any other order can be built with [`StoreExt::layer`].
 
+use crate::layers::fallback::Fallback;
 use crate::layers::namespaced::Namespaced;
 use crate::store::Store;
 
@@ -128,6 +129,13 @@ pub trait StoreExt: Store + Sized {
         config: crate::layers::fault::FaultConfig,
     ) -> crate::layers::fault::FaultInjection<Self> {
         crate::layers::fault::FaultInjection::new(self, config)
+    }
+
+    /// Falls over to `secondary` when `self` (the primary) is unreachable,
+    /// journaling and repairing what either side missed (see [`Fallback`];
+    /// [`Fallback::with_config`] takes a configuration).
+    fn with_fallback<S2: Store>(self, secondary: S2) -> Fallback<Self, S2> {
+        Fallback::new(self, secondary)
     }
 
     /// Typed access to serde values, JSON-encoded (see [`Typed`](crate::typed::Typed)).

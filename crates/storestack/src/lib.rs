@@ -43,6 +43,7 @@ pub use layers::circuit_breaker::{
 };
 #[cfg(feature = "fault")]
 pub use layers::fault::{FaultConfig, FaultHandle, FaultInjection, FaultInjectionLayer};
+pub use layers::fallback::{Fallback, FallbackConfig, FallbackHandle, FallbackLayer};
 pub use layers::namespaced::{Namespaced, NamespacedLayer};
 #[cfg(feature = "retry")]
 pub use layers::retry::{Retry, RetryConfig, RetryLayer};

@@ -6,6 +6,7 @@
 pub mod circuit_breaker;
 #[cfg(feature = "fault")]
 pub mod fault;
+pub mod fallback;
 pub mod namespaced;
 #[cfg(feature = "retry")]
 pub mod retry;
