@@ -31,6 +31,7 @@
 //!
 //! Any other order can be built with [`StoreExt::layer`].
 
+use crate::layers::instrumented::{InstrumentConfig, Instrumented};
 use crate::layers::namespaced::Namespaced;
 use crate::store::Store;
 
@@ -91,6 +92,19 @@ pub trait StoreExt: Store + Sized {
     /// Prefixes every key with `prefix` (see [`Namespaced`]).
     fn namespaced(self, prefix: impl Into<String>) -> Namespaced<Self> {
         Namespaced::new(self, prefix)
+    }
+
+    /// Serves reads from a local cache in front of `self` (see
+    /// [`Cached`](crate::layers::cached::Cached)).
+    #[cfg(feature = "cache")]
+    fn cached(self, config: crate::layers::cached::CacheConfig) -> crate::layers::cached::Cached<Self> {
+        crate::layers::cached::Cached::new(self, config)
+    }
+
+    /// Traces and measures every operation under `config`'s name (see
+    /// [`Instrumented`]).
+    fn instrumented(self, config: impl Into<InstrumentConfig>) -> Instrumented<Self> {
+        Instrumented::new(self, config)
     }
 
     /// Typed access to serde values, JSON-encoded (see [`Typed`](crate::typed::Typed)).

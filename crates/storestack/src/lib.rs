@@ -31,13 +31,19 @@ pub mod layer;
 pub mod layers;
 pub mod limits;
 pub mod memory;
+pub mod observe;
 pub mod redact;
 pub mod store;
 pub mod typed;
 
 pub use error::{ErrorKind, Op, Result, StoreError};
 pub use layer::{Identity, Layer, Stack, StoreExt};
+pub use layers::instrumented::{InstrumentConfig, Instrumented, InstrumentedLayer};
 pub use layers::namespaced::{Namespaced, NamespacedLayer};
+#[cfg(feature = "cache")]
+pub use layers::cached::{
+    CacheConfig, Cached, CachedLayer, Invalidator, LocalInvalidator, Notice, Subscriber,
+};
 pub use memory::{MemoryConfig, MemoryStats, MemoryStore};
 pub use store::{BoxStore, Expiry, Record, ScanCursor, ScanPage, SharedStore, Store};
 

@@ -3,3 +3,10 @@
 //! documents `# Default`, `# Ordering` and `# Examples`.
 
 pub mod namespaced;
+pub mod instrumented;
+
+#[cfg(feature = "cache")]
+pub mod cached;
+
+#[cfg(test)]
+pub(crate) mod test_support;
