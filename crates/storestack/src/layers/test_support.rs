@@ -23,6 +23,8 @@ struct Script {
     fail_after_write: bool,
     /// Simulated latency of `get` (tokio time).
     get_delay: Option<Duration>,
+    /// Yield to the scheduler this many times around the read of `get`.
+    get_yields: usize,
 }
 
 /// The scripted store. Clones share state.
@@ -74,6 +76,10 @@ impl Scripted {
         self.script.lock().fail_after_write = true;
     }
 
+    pub(crate) fn get_yields(&self, n: usize) {
+        self.script.lock().get_yields = n;
+    }
+
     pub(crate) fn get_delay(&self, d: Duration) {
         self.script.lock().get_delay = Some(d);
     }
@@ -94,6 +100,10 @@ impl Scripted {
 
     fn enter(&self, op: Op) -> Result<()> {
         self.calls[idx(op)].fetch_add(1, Ordering::SeqCst);
+        self.check(op)
+    }
+
+    fn check(&self, op: Op) -> Result<()> {
         let s = self.script.lock();
         match s.fail.iter().find(|(o, _)| *o == op) {
             Some((_, kind)) => Err(StoreError::new(*kind, op).with_store("scripted")),
@@ -117,12 +127,22 @@ impl Store for Scripted {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Record>> {
-        self.enter(Op::Get)?;
-        let delay = self.script.lock().get_delay;
+        self.calls[idx(Op::Get)].fetch_add(1, Ordering::SeqCst);
+        let (delay, yields) = {
+            let s = self.script.lock();
+            (s.get_delay, s.get_yields)
+        };
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
         }
+        self.check(Op::Get)?;
+        for _ in 0..yields {
+            tokio::task::yield_now().await;
+        }
         let out = self.mem.get(key).await;
+        for _ in 0..yields {
+            tokio::task::yield_now().await;
+        }
         let gate = self.gate.lock().clone();
         if let Some(gate) = gate {
             gate.acquire().await.expect("gate").forget();
