@@ -97,7 +97,10 @@ pub trait StoreExt: Store + Sized {
     /// Serves reads from a local cache in front of `self` (see
     /// [`Cached`](crate::layers::cached::Cached)).
     #[cfg(feature = "cache")]
-    fn cached(self, config: crate::layers::cached::CacheConfig) -> crate::layers::cached::Cached<Self> {
+    fn cached(
+        self,
+        config: crate::layers::cached::CacheConfig,
+    ) -> crate::layers::cached::Cached<Self> {
         crate::layers::cached::Cached::new(self, config)
     }
 

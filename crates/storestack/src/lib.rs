@@ -38,12 +38,12 @@ pub mod typed;
 
 pub use error::{ErrorKind, Op, Result, StoreError};
 pub use layer::{Identity, Layer, Stack, StoreExt};
-pub use layers::instrumented::{InstrumentConfig, Instrumented, InstrumentedLayer};
-pub use layers::namespaced::{Namespaced, NamespacedLayer};
 #[cfg(feature = "cache")]
 pub use layers::cached::{
     CacheConfig, Cached, CachedLayer, Invalidator, LocalInvalidator, Notice, Subscriber,
 };
+pub use layers::instrumented::{InstrumentConfig, Instrumented, InstrumentedLayer};
+pub use layers::namespaced::{Namespaced, NamespacedLayer};
 pub use memory::{MemoryConfig, MemoryStats, MemoryStore};
 pub use store::{BoxStore, Expiry, Record, ScanCursor, ScanPage, SharedStore, Store};
 

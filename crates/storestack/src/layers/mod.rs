@@ -2,8 +2,8 @@
 //! store, lives in its own module with a `*Layer` and a wrapper type, and
 //! documents `# Default`, `# Ordering` and `# Examples`.
 
-pub mod namespaced;
 pub mod instrumented;
+pub mod namespaced;
 
 #[cfg(feature = "cache")]
 pub mod cached;

@@ -48,6 +48,7 @@ fn idx(op: Op) -> usize {
     Op::ALL.iter().position(|o| *o == op).unwrap_or(7)
 }
 
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
 impl Scripted {
     pub(crate) fn new(mem: MemoryStore) -> Self {
         Scripted {

@@ -144,8 +144,16 @@ mod tests {
         assert_eq!(e.retain, Duration::from_secs(300), "kept for serve-stale");
         let expired = Record::expiring_at("v", now);
         assert!(Entry::new("k", Some(expired), TAG, now, &T).is_none());
-        assert!(Entry::new("k", None, TAG, now, &T).is_none(), "no negative caching");
-        assert_eq!(Entry::new("key", Some(Record::never_expiring("vv")), TAG, now, &T).unwrap().weight, 133);
+        assert!(
+            Entry::new("k", None, TAG, now, &T).is_none(),
+            "no negative caching"
+        );
+        assert_eq!(
+            Entry::new("key", Some(Record::never_expiring("vv")), TAG, now, &T)
+                .unwrap()
+                .weight,
+            133
+        );
     }
 
     #[test]
@@ -156,10 +164,21 @@ mod tests {
         let at = |s| now + Duration::from_secs(s);
         assert_eq!(e.freshness(TAG, at(29), &T), Freshness::Fresh);
         assert_eq!(e.freshness(TAG, at(30), &T), Freshness::Stale);
-        assert_eq!(e.freshness(TAG, at(100), &T), Freshness::Unusable, "record expired");
+        assert_eq!(
+            e.freshness(TAG, at(100), &T),
+            Freshness::Unusable,
+            "record expired"
+        );
         let later = Tag { epoch: 0, gen: 5 };
-        assert_eq!(e.freshness(later, at(1), &T), Freshness::Unusable, "written since");
-        let no_stale = Timing { serve_stale: None, ..T };
+        assert_eq!(
+            e.freshness(later, at(1), &T),
+            Freshness::Unusable,
+            "written since"
+        );
+        let no_stale = Timing {
+            serve_stale: None,
+            ..T
+        };
         assert_eq!(e.freshness(TAG, at(31), &no_stale), Freshness::Unusable);
     }
 }

@@ -116,7 +116,10 @@ impl Leader<'_> {
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         let mut map = self.shard.lock();
-        if map.get(&self.key).is_some_and(|f| Arc::ptr_eq(f, &self.flight)) {
+        if map
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+        {
             map.remove(&self.key);
         }
     }

@@ -167,7 +167,10 @@ mod tests {
         let after = g.tag(h);
         assert!(read_at.covers(read_at));
         assert!(!read_at.covers(after), "old read served after the write");
-        assert!(!during.covers(after), "read during the write served after it");
+        assert!(
+            !during.covers(after),
+            "read during the write served after it"
+        );
         assert!(fill.covers(after));
     }
 

@@ -209,13 +209,22 @@ mod tests {
     #[test]
     fn messages_round_trip_and_garbage_is_refused() {
         for m in [
-            Message::Key { origin: 7, hash: u64::MAX },
+            Message::Key {
+                origin: 7,
+                hash: u64::MAX,
+            },
             Message::All { origin: 1 << 40 },
         ] {
             assert_eq!(Message::decode(&m.encode()), Some(m));
         }
         assert_eq!(Message::Key { origin: 1, hash: 2 }.encode().len(), 18);
-        for bad in [&b""[..], b"\x01", b"\x02\x01aaaaaaaabbbbbbbb", b"\x01\x01short", b"\x01\x03aaaaaaaa"] {
+        for bad in [
+            &b""[..],
+            b"\x01",
+            b"\x02\x01aaaaaaaabbbbbbbb",
+            b"\x01\x01short",
+            b"\x01\x03aaaaaaaa",
+        ] {
             assert_eq!(Message::decode(bad), None, "{bad:?}");
         }
     }
@@ -225,14 +234,23 @@ mod tests {
         let inv = LocalInvalidator::with_capacity(2);
         let mut sub = inv.subscribe().unwrap();
         inv.publish(Bytes::from_static(b"a")).await.unwrap();
-        assert_eq!(sub.recv().await, Some(Notice::Message(Bytes::from_static(b"a"))));
+        assert_eq!(
+            sub.recv().await,
+            Some(Notice::Message(Bytes::from_static(b"a")))
+        );
         for m in [&b"1"[..], b"2", b"3"] {
             inv.publish(Bytes::copy_from_slice(m)).await.unwrap();
         }
         assert_eq!(sub.recv().await, Some(Notice::MaybeLost));
         drop(inv);
-        assert_eq!(sub.recv().await, Some(Notice::Message(Bytes::from_static(b"2"))));
-        assert_eq!(sub.recv().await, Some(Notice::Message(Bytes::from_static(b"3"))));
+        assert_eq!(
+            sub.recv().await,
+            Some(Notice::Message(Bytes::from_static(b"2")))
+        );
+        assert_eq!(
+            sub.recv().await,
+            Some(Notice::Message(Bytes::from_static(b"3")))
+        );
         assert_eq!(sub.recv().await, None);
     }
 }

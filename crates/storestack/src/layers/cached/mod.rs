@@ -326,13 +326,18 @@ impl<S: Store> Store for Cached<S> {
     async fn touch(&self, key: &str, expires_at: Option<SystemTime>) -> Result<bool> {
         // A touch changes only the expiry: a record cached (and servable)
         // when it began stays cached with the new expiry.
-        self.write_with(key, true, self.inner.touch(key, expires_at), |&found, cached| {
-            let fill = cached.filter(|_| found).map(|r| Record {
-                value: r.value,
-                expires_at,
-            });
-            (fill, found)
-        })
+        self.write_with(
+            key,
+            true,
+            self.inner.touch(key, expires_at),
+            |&found, cached| {
+                let fill = cached.filter(|_| found).map(|r| Record {
+                    value: r.value,
+                    expires_at,
+                });
+                (fill, found)
+            },
+        )
         .await
     }
 

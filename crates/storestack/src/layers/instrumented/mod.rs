@@ -241,8 +241,14 @@ impl<S: Store> Store for Instrumented<S> {
 
     async fn set(&self, key: &str, record: Record) -> Result<()> {
         let len = record.value.len();
-        self.observe(Op::Set, Some(key), Some(len), self.inner.set(key, record), ok)
-            .await
+        self.observe(
+            Op::Set,
+            Some(key),
+            Some(len),
+            self.inner.set(key, record),
+            ok,
+        )
+        .await
     }
 
     async fn create(&self, key: &str, record: Record) -> Result<bool> {
@@ -275,7 +281,8 @@ impl<S: Store> Store for Instrumented<S> {
     }
 
     async fn len(&self) -> Result<u64> {
-        self.observe(Op::Len, None, None, self.inner.len(), ok).await
+        self.observe(Op::Len, None, None, self.inner.len(), ok)
+            .await
     }
 
     async fn clear(&self) -> Result<()> {

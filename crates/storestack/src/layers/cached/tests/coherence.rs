@@ -35,7 +35,11 @@ async fn a_read_that_raced_a_write_is_never_served_after_it() {
     // Meanwhile a write of v1 completes.
     cached.set("k", rec(&clock, "v1", 3600)).await.unwrap();
     gate.add_permits(1);
-    assert_eq!(reader.await.unwrap().as_deref(), Some("v0"), "began before the write");
+    assert_eq!(
+        reader.await.unwrap().as_deref(),
+        Some("v0"),
+        "began before the write"
+    );
     inner.open_gate();
     for _ in 0..3 {
         assert_eq!(value(&*cached, "k").await.as_deref(), Some("v1"));
@@ -83,7 +87,10 @@ async fn reads_never_go_back_in_time_under_concurrency() {
             while !done.load(Ordering::SeqCst) {
                 let floor = acked.load(Ordering::SeqCst);
                 let got: u64 = value(&*c, "k").await.unwrap().parse().unwrap();
-                assert!(got >= floor, "reader {r} read {got} after {floor} was acknowledged");
+                assert!(
+                    got >= floor,
+                    "reader {r} read {got} after {floor} was acknowledged"
+                );
                 reads += 1;
             }
             reads
@@ -130,26 +137,42 @@ async fn instances_stop_serving_each_others_overwritten_and_deleted_values() {
     let inv = LocalInvalidator::new();
     let (shared, a, b) = pair(CacheConfig::default().invalidator(inv.clone()));
     let long = || Duration::from_secs(3600);
-    a.set("k", Record::expiring_after("v1", long())).await.unwrap();
+    a.set("k", Record::expiring_after("v1", long()))
+        .await
+        .unwrap();
     delivered().await;
     assert_eq!(value(&b, "k").await.as_deref(), Some("v1"));
     // b really caches: a write behind both caches' backs is not seen.
-    shared.set("k", Record::expiring_after("behind", long())).await.unwrap();
+    shared
+        .set("k", Record::expiring_after("behind", long()))
+        .await
+        .unwrap();
     delivered().await;
     assert_eq!(value(&b, "k").await.as_deref(), Some("v1"));
 
-    a.set("k", Record::expiring_after("v2", long())).await.unwrap();
+    a.set("k", Record::expiring_after("v2", long()))
+        .await
+        .unwrap();
     delivered().await;
-    assert_eq!(value(&b, "k").await.as_deref(), Some("v2"), "overwrite seen");
+    assert_eq!(
+        value(&b, "k").await.as_deref(),
+        Some("v2"),
+        "overwrite seen"
+    );
 
     assert!(a.delete("k").await.unwrap());
     delivered().await;
     assert_eq!(value(&b, "k").await, None, "delete seen");
 
-    b.set("j", Record::expiring_after("w", long())).await.unwrap();
+    b.set("j", Record::expiring_after("w", long()))
+        .await
+        .unwrap();
     delivered().await;
     assert_eq!(value(&a, "j").await.as_deref(), Some("w"));
-    shared.set("j", Record::expiring_after("behind", long())).await.unwrap();
+    shared
+        .set("j", Record::expiring_after("behind", long()))
+        .await
+        .unwrap();
     b.clear().await.unwrap();
     delivered().await;
     assert_eq!(value(&a, "j").await, None, "clear seen");
@@ -159,7 +182,9 @@ async fn instances_stop_serving_each_others_overwritten_and_deleted_values() {
 async fn own_messages_do_not_invalidate_own_fills() {
     let inv = LocalInvalidator::new();
     let inner = Scripted::new(MemoryStore::new());
-    let a = inner.clone().cached(CacheConfig::default().invalidator(inv));
+    let a = inner
+        .clone()
+        .cached(CacheConfig::default().invalidator(inv));
     a.set("k", Record::never_expiring("v")).await.unwrap();
     delivered().await;
     assert_eq!(value(&a, "k").await.as_deref(), Some("v"));
@@ -210,14 +235,20 @@ async fn a_closed_channel_turns_caching_off() {
     shared.set("k", Record::never_expiring("v2")).await.unwrap();
     assert_eq!(value(&b, "k").await.as_deref(), Some("v2"));
     shared.set("k", Record::never_expiring("v3")).await.unwrap();
-    assert_eq!(value(&b, "k").await.as_deref(), Some("v3"), "no longer caching");
+    assert_eq!(
+        value(&b, "k").await.as_deref(),
+        Some("v3"),
+        "no longer caching"
+    );
 }
 
 #[test]
 fn built_outside_a_runtime_listens_once_inside_one() {
     let inv = LocalInvalidator::new();
     let (shared, a, b) = pair(CacheConfig::default().invalidator(inv));
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     rt.block_on(async {
         shared.set("k", Record::never_expiring("v1")).await.unwrap();
         assert_eq!(value(&b, "k").await.as_deref(), Some("v1"));

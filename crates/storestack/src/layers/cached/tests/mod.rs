@@ -49,7 +49,11 @@ async fn hits_skip_the_inner_store_until_ttl() {
     assert_eq!(inner.calls(Op::Get), 1, "second get is a hit");
     clock.advance(secs(31));
     assert_eq!(value(&cached, "k").await.as_deref(), Some("v"));
-    assert_eq!(inner.calls(Op::Get), 2, "past the ttl the inner store is asked");
+    assert_eq!(
+        inner.calls(Op::Get),
+        2,
+        "past the ttl the inner store is asked"
+    );
 }
 
 #[tokio::test]
@@ -62,7 +66,10 @@ async fn never_serves_a_record_past_its_expiry() {
     assert_eq!(value(&cached, "k").await, None);
     assert_eq!(inner.calls(Op::Get), 1);
     // An already expired record is never cached by a write.
-    cached.set("e", Record::expiring_at("x", clock.now())).await.unwrap();
+    cached
+        .set("e", Record::expiring_at("x", clock.now()))
+        .await
+        .unwrap();
     assert_eq!(value(&cached, "e").await, None);
 }
 
@@ -95,7 +102,10 @@ async fn write_with_unknown_outcome_is_not_served_from_cache() {
 async fn create_delete_touch_keep_the_cache_right() {
     let (inner, clock, cached) = setup(CacheConfig::default());
     assert!(cached.create("k", rec(&clock, "mine", 3600)).await.unwrap());
-    assert!(!cached.create("k", rec(&clock, "theirs", 3600)).await.unwrap());
+    assert!(!cached
+        .create("k", rec(&clock, "theirs", 3600))
+        .await
+        .unwrap());
     assert_eq!(value(&cached, "k").await.as_deref(), Some("mine"));
     // The failed create ended the entry (it could have written): one read.
     assert_eq!(inner.calls(Op::Get), 1);
@@ -103,7 +113,10 @@ async fn create_delete_touch_keep_the_cache_right() {
     let later = clock.now() + secs(7200);
     assert!(cached.touch("k", Some(later)).await.unwrap());
     let r = cached.get("k").await.unwrap().unwrap();
-    assert_eq!((r.value.as_ref(), r.expires_at), (&b"mine"[..], Some(later)));
+    assert_eq!(
+        (r.value.as_ref(), r.expires_at),
+        (&b"mine"[..], Some(later))
+    );
     assert_eq!(inner.calls(Op::Get), 1, "a touch updates the cached expiry");
     assert!(cached.create("n", rec(&clock, "new", 3600)).await.unwrap());
     assert_eq!(value(&cached, "n").await.as_deref(), Some("new"));
@@ -132,7 +145,11 @@ async fn concurrent_misses_share_one_inner_read() {
         for t in tasks {
             assert_eq!(t.await.unwrap().is_some(), key == "k");
         }
-        assert_eq!(inner.calls(Op::Get) - before, 1, "50 gets of {key:?}, one read");
+        assert_eq!(
+            inner.calls(Op::Get) - before,
+            1,
+            "50 gets of {key:?}, one read"
+        );
     }
 }
 
@@ -160,15 +177,24 @@ async fn followers_share_a_failure_and_survive_a_cancelled_leader() {
 
 #[tokio::test]
 async fn serves_stale_on_transient_errors_within_bounds() {
-    let config = CacheConfig::default().ttl(secs(30)).serve_stale(Some(secs(300)));
+    let config = CacheConfig::default()
+        .ttl(secs(30))
+        .serve_stale(Some(secs(300)));
     let (inner, clock, cached) = setup(config);
     cached.set("k", rec(&clock, "v", 200)).await.unwrap();
     cached.set("j", rec(&clock, "w", 3600)).await.unwrap();
     clock.advance(secs(60));
     inner.fail(Op::Get, ErrorKind::Unavailable);
-    assert_eq!(value(&cached, "k").await.as_deref(), Some("v"), "stale within bound");
+    assert_eq!(
+        value(&cached, "k").await.as_deref(),
+        Some("v"),
+        "stale within bound"
+    );
     clock.advance(secs(150)); // k expired at 200 s
-    assert_eq!(cached.get("k").await.unwrap_err().kind(), ErrorKind::Unavailable);
+    assert_eq!(
+        cached.get("k").await.unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
     assert_eq!(value(&cached, "j").await.as_deref(), Some("w"));
     clock.advance(secs(100)); // j was stored 310 s ago
     assert!(cached.get("j").await.is_err(), "past max staleness");
@@ -176,7 +202,11 @@ async fn serves_stale_on_transient_errors_within_bounds() {
     inner.fail(Op::Get, ErrorKind::Corrupt);
     cached.set("c", rec(&clock, "x", 3600)).await.unwrap();
     clock.advance(secs(31));
-    assert_eq!(cached.get("c").await.unwrap_err().kind(), ErrorKind::Corrupt, "only transient errors");
+    assert_eq!(
+        cached.get("c").await.unwrap_err().kind(),
+        ErrorKind::Corrupt,
+        "only transient errors"
+    );
 }
 
 #[tokio::test]
@@ -185,7 +215,10 @@ async fn stale_serving_is_off_by_default() {
     cached.set("k", rec(&clock, "v", 3600)).await.unwrap();
     clock.advance(secs(31));
     inner.fail(Op::Get, ErrorKind::Timeout);
-    assert_eq!(cached.get("k").await.unwrap_err().kind(), ErrorKind::Timeout);
+    assert_eq!(
+        cached.get("k").await.unwrap_err().kind(),
+        ErrorKind::Timeout
+    );
 }
 
 #[tokio::test]
@@ -200,7 +233,10 @@ async fn negative_caching_is_opt_in() {
     assert_eq!(value(&cached, "none").await, None);
     assert_eq!(inner.calls(Op::Get), 1);
     // A create through the cache is seen at once.
-    assert!(cached.create("none", rec(&clock, "now", 3600)).await.unwrap());
+    assert!(cached
+        .create("none", rec(&clock, "now", 3600))
+        .await
+        .unwrap());
     assert_eq!(value(&cached, "none").await.as_deref(), Some("now"));
     clock.advance(secs(6));
     assert_eq!(value(&cached, "gone").await, None);
@@ -213,13 +249,18 @@ async fn negative_caching_is_opt_in() {
 async fn bounded_by_entries_and_bytes() {
     let (_, clock, cached) = setup(CacheConfig::default().max_entries(10).max_bytes(None));
     for i in 0..200 {
-        cached.set(&format!("k{i}"), rec(&clock, "v", 3600)).await.unwrap();
+        cached
+            .set(&format!("k{i}"), rec(&clock, "v", 3600))
+            .await
+            .unwrap();
     }
     cached.core.cache.run_pending_tasks().await;
     assert!(cached.entry_count() <= 10, "{}", cached.entry_count());
 
     // 64 KiB over 1000 entries: 1 KiB values fit about 55 at a time.
-    let config = CacheConfig::default().max_entries(1000).max_bytes(Some(64 << 10));
+    let config = CacheConfig::default()
+        .max_entries(1000)
+        .max_bytes(Some(64 << 10));
     let (_, clock, cached) = setup(config);
     let big = Record::expiring_at(vec![7u8; 1024], clock.now() + secs(3600));
     for i in 0..500 {
@@ -227,7 +268,10 @@ async fn bounded_by_entries_and_bytes() {
     }
     cached.core.cache.run_pending_tasks().await;
     let n = cached.entry_count();
-    assert!(n > 0 && n * (1024 + 128) <= 64 << 10, "{n} entries of 1 KiB");
+    assert!(
+        n > 0 && n * (1024 + 128) <= 64 << 10,
+        "{n} entries of 1 KiB"
+    );
 }
 
 #[tokio::test]
@@ -237,7 +281,15 @@ async fn clear_forgets_everything_and_scan_len_pass_through() {
         cached.set(k, rec(&clock, "v", 3600)).await.unwrap();
     }
     assert_eq!(cached.len().await.unwrap(), 2);
-    assert_eq!(cached.scan("", ScanCursor::start(), 10).await.unwrap().keys.len(), 2);
+    assert_eq!(
+        cached
+            .scan("", ScanCursor::start(), 10)
+            .await
+            .unwrap()
+            .keys
+            .len(),
+        2
+    );
     cached.clear().await.unwrap();
     assert_eq!(value(&cached, "a").await, None);
     assert_eq!(inner.calls(Op::Get), 1);
@@ -245,9 +297,11 @@ async fn clear_forgets_everything_and_scan_len_pass_through() {
 }
 
 /// An invalidator whose publish always fails.
+#[cfg(feature = "metrics")]
 #[derive(Debug)]
 struct Broken;
 
+#[cfg(feature = "metrics")]
 #[async_trait]
 impl Invalidator for Broken {
     async fn publish(&self, _: bytes::Bytes) -> Result<()> {
@@ -260,12 +314,17 @@ impl Invalidator for Broken {
     }
 }
 
+#[cfg(feature = "metrics")]
 #[tokio::test]
 async fn a_cache_problem_never_fails_an_operation() {
     let recorder = metrics_util::debugging::DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let (_, clock, cached) = ::metrics::with_local_recorder(&recorder, || {
-        setup(CacheConfig::default().invalidator(Broken).metrics_label("sessions"))
+        setup(
+            CacheConfig::default()
+                .invalidator(Broken)
+                .metrics_label("sessions"),
+        )
     });
     cached.set("k", rec(&clock, "v", 3600)).await.unwrap();
     assert!(cached.delete("k").await.unwrap());
@@ -283,6 +342,7 @@ async fn a_cache_problem_never_fails_an_operation() {
     assert_eq!(failures, 3);
 }
 
+#[cfg(feature = "metrics")]
 #[tokio::test]
 async fn hits_and_misses_are_counted() {
     let recorder = metrics_util::debugging::DebuggingRecorder::new();
@@ -299,7 +359,9 @@ async fn hits_and_misses_are_counted() {
             .iter()
             .filter(|(k, ..)| {
                 k.key().name() == name
-                    && k.key().labels().any(|l| l.key() == "store" && l.value() == "scripted")
+                    && k.key()
+                        .labels()
+                        .any(|l| l.key() == "store" && l.value() == "scripted")
             })
             .map(|(.., v)| match v {
                 metrics_util::debugging::DebugValue::Counter(n) => *n,
