@@ -67,35 +67,46 @@ async fn a_read_that_raced_a_failed_write_is_never_served_after_it() {
 }
 
 /// A writer counts up; readers check that no read returns a value older
-/// than the last one acknowledged before the read began.
+/// than the last one acknowledged before the read began. The writer runs
+/// until every reader has done its reads, however the two are scheduled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_never_go_back_in_time_under_concurrency() {
-    // Two slots, so writes of other keys also bump the slots of these.
-    let config = CacheConfig::default().generation_slots(2);
+    const READERS: usize = 4;
+    const READS: usize = 1500;
+    // Two slots, so writes of other keys also bump the slots of these; a
+    // short ttl that readers let pass now and then, so they also miss and
+    // fill while the writer writes.
+    let config = CacheConfig::default().generation_slots(2).ttl(secs(1));
     let (inner, clock, cached) = setup(config);
     inner.get_yields(2);
     let cached = Arc::new(cached);
     let acked = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let value_of = |i: u64| Record::expiring_at(i.to_string(), clock.now() + secs(3600));
+    let finished = Arc::new(AtomicU64::new(0));
+    let value_of = |i: u64| Record::expiring_at(i.to_string(), clock.now() + secs(36_000));
     cached.set("k", value_of(0)).await.unwrap();
     let mut readers = Vec::new();
-    for r in 0..4 {
-        let (c, acked, done) = (cached.clone(), acked.clone(), done.clone());
+    for r in 0..READERS {
+        let (c, acked, finished) = (cached.clone(), acked.clone(), finished.clone());
+        let clock = clock.clone();
         readers.push(tokio::spawn(async move {
-            let mut reads = 0u64;
-            while !done.load(Ordering::SeqCst) {
+            // Counts this reader as finished even if it panics, so the
+            // writer stops.
+            let _done = Finished(finished);
+            for n in 0..READS {
+                if n % 3 == r % 3 {
+                    clock.advance(secs(1));
+                }
                 let floor = acked.load(Ordering::SeqCst);
                 let got: u64 = value(&*c, "k").await.unwrap().parse().unwrap();
                 assert!(
                     got >= floor,
                     "reader {r} read {got} after {floor} was acknowledged"
                 );
-                reads += 1;
             }
-            reads
+            finished.fetch_add(1, Ordering::SeqCst);
         }));
     }
+    let done = Arc::new(AtomicBool::new(false));
     let noise = tokio::spawn({
         let (c, done, clock) = (cached.clone(), done.clone(), clock.clone());
         async move {
@@ -108,21 +119,28 @@ async fn reads_never_go_back_in_time_under_concurrency() {
             }
         }
     });
-    for i in 1..=400 {
+    let mut i = 0;
+    while finished.load(Ordering::SeqCst) < READERS as u64 && i < 1_000_000 {
+        i += 1;
         cached.set("k", value_of(i)).await.unwrap();
         acked.store(i, Ordering::SeqCst);
-        if i % 4 == 0 {
-            tokio::task::yield_now().await;
-        }
+        tokio::task::yield_now().await;
     }
     done.store(true, Ordering::SeqCst);
-    let mut total = 0;
     for r in readers {
-        total += r.await.unwrap();
+        r.await.unwrap();
     }
     noise.await.unwrap();
-    assert!(total > 100, "readers ran ({total} reads)");
-    assert_eq!(value(&*cached, "k").await.as_deref(), Some("400"));
+    assert!(i > 1, "the writer ran ({i} writes)");
+    assert_eq!(value(&*cached, "k").await.unwrap(), i.to_string());
+}
+
+struct Finished(Arc<AtomicU64>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 fn pair(config: CacheConfig) -> (MemoryStore, Cached<MemoryStore>, Cached<MemoryStore>) {
