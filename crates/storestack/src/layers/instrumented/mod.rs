@@ -28,7 +28,7 @@
 //!
 //! No default name: one is always given (it becomes the `store` label).
 //! The slow threshold defaults to
-//! [`DEFAULT_SLOW_THRESHOLD`](config::DEFAULT_SLOW_THRESHOLD) (100 ms).
+//! [`DEFAULT_SLOW_THRESHOLD`] (100 ms).
 //!
 //! # Ordering
 //!
