@@ -32,6 +32,7 @@
 //! Any other order can be built with [`StoreExt::layer`].
 
 use crate::layers::fallback::Fallback;
+use crate::layers::instrumented::{InstrumentConfig, Instrumented};
 use crate::layers::namespaced::Namespaced;
 use crate::store::Store;
 
@@ -136,6 +137,22 @@ pub trait StoreExt: Store + Sized {
     /// [`Fallback::with_config`] takes a configuration).
     fn with_fallback<S2: Store>(self, secondary: S2) -> Fallback<Self, S2> {
         Fallback::new(self, secondary)
+    }
+
+    /// Serves reads from a local cache in front of `self` (see
+    /// [`Cached`](crate::layers::cached::Cached)).
+    #[cfg(feature = "cache")]
+    fn cached(
+        self,
+        config: crate::layers::cached::CacheConfig,
+    ) -> crate::layers::cached::Cached<Self> {
+        crate::layers::cached::Cached::new(self, config)
+    }
+
+    /// Traces and measures every operation under `config`'s name (see
+    /// [`Instrumented`]).
+    fn instrumented(self, config: impl Into<InstrumentConfig>) -> Instrumented<Self> {
+        Instrumented::new(self, config)
     }
 
     /// Typed access to serde values, JSON-encoded (see [`Typed`](crate::typed::Typed)).

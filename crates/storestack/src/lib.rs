@@ -31,6 +31,7 @@ pub mod layer;
 pub mod layers;
 pub mod limits;
 pub mod memory;
+pub mod observe;
 pub mod redact;
 pub mod store;
 pub mod typed;
@@ -44,6 +45,11 @@ pub use layers::circuit_breaker::{
 #[cfg(feature = "fault")]
 pub use layers::fault::{FaultConfig, FaultHandle, FaultInjection, FaultInjectionLayer};
 pub use layers::fallback::{Fallback, FallbackConfig, FallbackHandle, FallbackLayer};
+#[cfg(feature = "cache")]
+pub use layers::cached::{
+    CacheConfig, Cached, CachedLayer, Invalidator, LocalInvalidator, Notice, Subscriber,
+};
+pub use layers::instrumented::{InstrumentConfig, Instrumented, InstrumentedLayer};
 pub use layers::namespaced::{Namespaced, NamespacedLayer};
 #[cfg(feature = "retry")]
 pub use layers::retry::{Retry, RetryConfig, RetryLayer};

@@ -2,15 +2,20 @@
 //! store, lives in its own module with a `*Layer` and a wrapper type, and
 //! documents `# Default`, `# Ordering` and `# Examples`.
 
+#[cfg(feature = "cache")]
+pub mod cached;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
+pub mod fallback;
 #[cfg(feature = "fault")]
 pub mod fault;
-pub mod fallback;
+pub mod instrumented;
 pub mod namespaced;
 #[cfg(feature = "retry")]
 pub mod retry;
 pub mod timeout;
 
+#[cfg(test)]
+pub(crate) mod test_support;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -1,0 +1,364 @@
+//! A local cache tier (moka) in front of any store.
+//!
+//! [`Cached`] answers `get`s from a bounded in-process cache and sends
+//! everything else to the inner store:
+//!
+//! * **Bounded** by entries and by bytes (key + value + 128 bytes of
+//!   overhead). With both bounds, each entry weighs at least
+//!   `max_bytes / max_entries`, so one weighted capacity enforces both.
+//! * **Never serves a record past its own expiry**: every hit compares the
+//!   record's `expires_at` with the cache's [`Clock`](crate::clock::Clock);
+//!   an entry is served for at most [`ttl`](CacheConfig::ttl) after it was
+//!   read or written, and moka drops it after min(record expiry, ttl).
+//! * **Write-through**: `set`, `create`, `delete`, `touch` go to the inner
+//!   store first; the cache holds the written record only once the inner
+//!   store acknowledged it (`create` only when it returned `true`; `touch`
+//!   updates the expiry of a cached record). A write that fails or whose
+//!   outcome is unknown (a timeout) leaves the key uncached.
+//! * **No stale fills.** Every write makes the key's cached entry
+//!   unservable *before* it starts, and a read that raced with a write can
+//!   never be served after the write finished, however late it fills the
+//!   cache. This uses per-slot generation counters (`generation.rs`): each
+//!   write bumps its key's slot before and after the inner write, a read
+//!   tags what it stores with the counter it saw *before* asking the inner
+//!   store, and an entry is served only to callers that began no later than
+//!   its tag. Slots are shared by keys that hash alike, so a write costs
+//!   the few neighbours of its slot one extra read
+//!   ([`generation_slots`](CacheConfig::generation_slots)).
+//! * **Concurrent misses on one key share one inner read** (single-flight).
+//!   A caller joins a read in flight only if that read began after every
+//!   write the caller must see; followers of a failed read get its kind,
+//!   op, store and message.
+//! * **A cache problem never fails an operation**: the cache cannot fail,
+//!   and a failed invalidation publish is logged and counted.
+//! * **Serve-stale-on-error** (off by default): if the inner store fails
+//!   with a transient error, a cached record read or written at most
+//!   [`serve_stale`](CacheConfig::serve_stale) ago, not yet expired and not
+//!   overwritten since, is returned instead of the error.
+//! * **Negative caching** (off by default): misses are cached for
+//!   [`negative_ttl`](CacheConfig::negative_ttl).
+//! * `scan` and `len` go to the inner store; `clear` clears it and forgets
+//!   every entry.
+//!
+//! # Cross-instance invalidation
+//!
+//! Several processes with their own caches over one store stay coherent
+//! through an [`Invalidator`] (Redis pub/sub in `storestack-redis`,
+//! [`LocalInvalidator`] in process): after each write that may have changed
+//! the inner store (including failed ones, whose outcome is unknown) the
+//! cache publishes a message naming the key by a keyed hash, never the raw
+//! key; the others stop serving their entry for it once it is delivered.
+//! When the channel reports that messages may have been lost (a reconnect)
+//! the cache forgets everything; when the channel closes for good it
+//! forgets everything and bypasses itself. Until a message is delivered,
+//! another instance may serve the old value: the bound is the publish
+//! latency. See [`invalidation`] for the format and the reasoning on
+//! hashes.
+//!
+//! # Default
+//!
+//! [`CacheConfig::default`]: 10 000 entries, 64 MiB, 30 s ttl, no negative
+//! caching, no serve-stale, no invalidator, the system clock.
+//!
+//! # Ordering
+//!
+//! Above Encrypted and Compressed (it caches plaintext, so a hit costs no
+//! decryption), below Instrumented (so hits are measured as callers see
+//! them), above Fallback and the resilience layers (a hit needs no backend).
+//!
+//! # Examples
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::time::Duration;
+//! use storestack::{CacheConfig, LocalInvalidator, MemoryStore, Record, Store, StoreExt};
+//!
+//! let shared = MemoryStore::new();
+//! let channel = LocalInvalidator::new();
+//! let config = CacheConfig::default()
+//!     .max_entries(100_000)
+//!     .ttl(Duration::from_secs(30))
+//!     .invalidator(channel.clone());
+//! let a = shared.clone().cached(config.clone());
+//! let b = shared.clone().cached(config);
+//!
+//! a.set("sess:1", Record::expiring_after("v1", Duration::from_secs(3600))).await?;
+//! assert_eq!(b.get("sess:1").await?.unwrap().value, "v1"); // b caches v1
+//! a.set("sess:1", Record::expiring_after("v2", Duration::from_secs(3600))).await?;
+//! tokio::task::yield_now().await; // let b's listener take the message
+//! assert_eq!(b.get("sess:1").await?.unwrap().value, "v2");
+//! # Ok::<_, storestack::StoreError>(())
+//! # }).unwrap();
+//! ```
+
+mod config;
+mod core;
+mod entry;
+mod flight;
+mod generation;
+pub mod invalidation;
+mod layer;
+mod metrics;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+pub use config::{CacheConfig, DEFAULT_INVALIDATION_SECRET};
+pub use invalidation::{Invalidator, LocalInvalidator, Notice, Subscriber};
+pub use layer::CachedLayer;
+
+use self::core::Core;
+use crate::error::{ErrorKind, Result};
+use crate::store::{Record, ScanCursor, ScanPage, Store};
+use entry::Freshness;
+use flight::Role;
+use invalidation::Message;
+
+/// A store with a local cache in front. See the [module docs](self).
+pub struct Cached<S> {
+    inner: S,
+    core: Arc<Core>,
+    name: String,
+}
+
+impl<S: Clone> Clone for Cached<S> {
+    /// A handle on the same cache and inner store.
+    fn clone(&self) -> Self {
+        Cached {
+            inner: self.inner.clone(),
+            core: self.core.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Cached<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cached")
+            .field("inner", &self.inner)
+            .field("entries", &self.core.cache.entry_count())
+            .field("timing", &self.core.timing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Cached<S> {
+    /// Wraps `inner`. With an invalidator, starts listening to it (at once
+    /// inside a tokio runtime, else on the first operation).
+    pub fn new(inner: S, config: CacheConfig) -> Self {
+        let label = config
+            .metrics_label
+            .clone()
+            .unwrap_or_else(|| inner.name().to_owned());
+        Cached {
+            name: format!("cached({})", inner.name()),
+            core: Core::new(config, &label),
+            inner,
+        }
+    }
+
+    /// The number of cached entries (approximate: moka applies some
+    /// updates lazily). Includes entries that can no longer be served.
+    pub fn entry_count(&self) -> u64 {
+        self.core.cache.entry_count()
+    }
+
+    /// A write: ends the key's cached entry before `run` starts, then
+    /// caches what `after` says (when the write filled cleanly) and tells
+    /// the other instances if the inner store may have changed.
+    async fn write<T>(
+        &self,
+        key: &str,
+        run: impl Future<Output = Result<T>>,
+        after: impl FnOnce(&T) -> (Option<Record>, bool),
+    ) -> Result<T> {
+        self.write_with(key, false, run, |v, _| after(v)).await
+    }
+
+    /// [`write`](Self::write), also handing `after` the record that was
+    /// cached and servable when the write began (if `lookup`).
+    async fn write_with<T>(
+        &self,
+        key: &str,
+        lookup: bool,
+        run: impl Future<Output = Result<T>>,
+        after: impl FnOnce(&T, Option<Record>) -> (Option<Record>, bool),
+    ) -> Result<T> {
+        let core = &self.core;
+        let hash = core.gens.hash(key);
+        if !core.caching() {
+            let result = run.await;
+            core.publish(|origin| Message::Key { origin, hash }).await;
+            return result;
+        }
+        let ticket = core.gens.begin_write(hash);
+        let cached = match lookup {
+            true => match core.cache.get(key).await {
+                Some(e) if e.tag.covers(ticket.start()) => e.record.clone(),
+                _ => None,
+            },
+            false => None,
+        };
+        let result = run.await;
+        let tag = ticket.finish();
+        let changed = match &result {
+            Ok(v) => {
+                let (fill, changed) = after(v, cached);
+                core.fill_write(key, fill, tag).await;
+                changed
+            }
+            Err(e) => {
+                core.fill_write(key, None, None).await;
+                // Refused before reaching the backend: nothing changed.
+                matches!(
+                    e.kind(),
+                    ErrorKind::Timeout | ErrorKind::Unavailable | ErrorKind::Internal
+                )
+            }
+        };
+        if changed {
+            core.publish(|origin| Message::Key { origin, hash }).await;
+        }
+        result
+    }
+
+    /// A miss: reads through the single-flight and fills the cache.
+    async fn load(&self, key: &str, hash: u64, start: generation::Tag) -> Result<Option<Record>> {
+        let core = &self.core;
+        for _ in 0..2 {
+            match core.flights.join(&core.gens, hash, key, start) {
+                Role::Leader(leader) => {
+                    let result = self.inner.get(key).await;
+                    if let Ok(record) = &result {
+                        core.fill_read(key, hash, record, leader.tag()).await;
+                    }
+                    leader.complete(&result);
+                    return result;
+                }
+                Role::Follower(f) => {
+                    if let Some(result) = f.wait().await {
+                        return result;
+                    }
+                    // The leader was cancelled: try again.
+                }
+            }
+        }
+        self.inner.get(key).await
+    }
+}
+
+impl<S> Cached<S> {
+    /// The wrapped store.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the store (the cache is dropped with the last clone).
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for Cached<S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Record>> {
+        let core = &self.core;
+        if !core.caching() {
+            return self.inner.get(key).await;
+        }
+        let hash = core.gens.hash(key);
+        let start = core.gens.tag(hash);
+        let mut stale = None;
+        if let Some(e) = core.cache.get(key).await {
+            match e.freshness(start, core.now(), &core.timing) {
+                Freshness::Fresh => {
+                    core.metrics.hits.increment(1);
+                    return Ok(e.record.clone());
+                }
+                Freshness::Stale => stale = Some(e),
+                Freshness::Unusable => {}
+            }
+        }
+        core.metrics.misses.increment(1);
+        match self.load(key, hash, start).await {
+            Err(err) if err.is_transient() => {
+                let now = core.now();
+                match stale {
+                    Some(e) if e.freshness(start, now, &core.timing) == Freshness::Stale => {
+                        core.metrics.stale_served.increment(1);
+                        tracing::debug!(error = %err, "inner store failed; served a stale cache entry");
+                        Ok(e.record.clone())
+                    }
+                    _ => Err(err),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn set(&self, key: &str, record: Record) -> Result<()> {
+        let fill = record.clone();
+        self.write(key, self.inner.set(key, record), |_| (Some(fill), true))
+            .await
+    }
+
+    async fn create(&self, key: &str, record: Record) -> Result<bool> {
+        let fill = record.clone();
+        self.write(key, self.inner.create(key, record), |&wrote| {
+            (wrote.then_some(fill), wrote)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.write(key, self.inner.delete(key), |&found| (None, found))
+            .await
+    }
+
+    async fn touch(&self, key: &str, expires_at: Option<SystemTime>) -> Result<bool> {
+        // A touch changes only the expiry: a record cached (and servable)
+        // when it began stays cached with the new expiry.
+        self.write_with(
+            key,
+            true,
+            self.inner.touch(key, expires_at),
+            |&found, cached| {
+                let fill = cached.filter(|_| found).map(|r| Record {
+                    value: r.value,
+                    expires_at,
+                });
+                (fill, found)
+            },
+        )
+        .await
+    }
+
+    async fn scan(&self, prefix: &str, cursor: ScanCursor, limit: usize) -> Result<ScanPage> {
+        self.inner.scan(prefix, cursor, limit).await
+    }
+
+    async fn len(&self) -> Result<u64> {
+        self.inner.len().await
+    }
+
+    async fn clear(&self) -> Result<()> {
+        let core = &self.core;
+        let ticket = core.gens.begin_clear();
+        let result = self.inner.clear().await;
+        drop(ticket);
+        core.forget_all();
+        core.publish(|origin| Message::All { origin }).await;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests;

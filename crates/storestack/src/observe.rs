@@ -1,0 +1,187 @@
+//! Metric names and labels, defined once for every decorator.
+//!
+//! [`Instrumented`](crate::layers::instrumented::Instrumented) and
+//! `Cached` emit these through the [`metrics`](https://docs.rs/metrics)
+//! facade (cargo feature `metrics`, on by default); CircuitBreaker and
+//! Fallback use the breaker and fallback names. Exporters stay thin: install
+//! any `metrics` recorder (Prometheus, StatsD, …) **before** building the
+//! stack, because decorators register their handles when they are built.
+//!
+//! No label ever holds a key: keys are session IDs, i.e. credentials. The
+//! `store` label is the name given to the decorator (`"sessions"`), never
+//! derived from data.
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `storestack_operations_total` | counter | `store`, `op`, `outcome` | operations finished |
+//! | `storestack_operation_duration_seconds` | histogram | `store`, `op`, `outcome` | latency of an operation as its caller saw it |
+//! | `storestack_value_bytes` | histogram | `store`, `op` | size of values read (`get` hits) and written (`set`, `create`) |
+//! | `storestack_slow_operations_total` | counter | `store`, `op` | operations slower than the slow threshold (each also logs a warning) |
+//! | `storestack_cache_hits_total` | counter | `store` | `get`s answered by a local cache |
+//! | `storestack_cache_misses_total` | counter | `store` | `get`s that went to the inner store |
+//! | `storestack_cache_stale_served_total` | counter | `store` | `get`s answered from a stale cache entry because the inner store failed |
+//! | `storestack_cache_invalidations_total` | counter | `store`, `scope` | invalidations received from other instances (`scope`: `key` or `all`) |
+//! | `storestack_cache_publish_failures_total` | counter | `store` | invalidations that could not be published |
+//! | `storestack_breaker_state_changes_total` | counter | `store`, `from`, `to` | circuit breaker transitions |
+//! | `storestack_breaker_state` | gauge | `store` | current breaker state: 0 closed, 1 open, 2 half-open |
+//! | `storestack_fallbacks_total` | counter | `store`, `op`, `reason` | operations a Fallback served from its secondary (`reason`: the primary's error kind) |
+//!
+//! Label values:
+//!
+//! | label | values |
+//! |---|---|
+//! | `op` | [`Op::as_str`](crate::Op::as_str): `get`, `set`, `create`, `delete`, `touch`, `scan`, `len`, `clear` |
+//! | `outcome` | `ok`; `miss` (`get` found nothing, `delete`/`touch` found no record); `exists` (`create` found a record); or an [`ErrorKind::as_str`](crate::ErrorKind::as_str): `unavailable`, `timeout`, `circuit_open`, `corrupt`, `invalid_input`, `too_large`, `unsupported`, `internal` |
+//! | `from`, `to` | `closed`, `open`, `half_open` |
+//! | `reason` | an [`ErrorKind::as_str`](crate::ErrorKind::as_str) |
+//! | `scope` | `key`, `all` |
+
+use crate::error::ErrorKind;
+
+/// Counter: operations finished, by `store`, `op`, `outcome`.
+pub const OPERATIONS_TOTAL: &str = "storestack_operations_total";
+/// Histogram (seconds): operation latency, by `store`, `op`, `outcome`.
+pub const OPERATION_DURATION_SECONDS: &str = "storestack_operation_duration_seconds";
+/// Histogram (bytes): value sizes read and written, by `store`, `op`.
+pub const VALUE_BYTES: &str = "storestack_value_bytes";
+/// Counter: operations over the slow threshold, by `store`, `op`.
+pub const SLOW_OPERATIONS_TOTAL: &str = "storestack_slow_operations_total";
+/// Counter: cache hits, by `store`.
+pub const CACHE_HITS_TOTAL: &str = "storestack_cache_hits_total";
+/// Counter: cache misses, by `store`.
+pub const CACHE_MISSES_TOTAL: &str = "storestack_cache_misses_total";
+/// Counter: stale entries served because the inner store failed, by `store`.
+pub const CACHE_STALE_SERVED_TOTAL: &str = "storestack_cache_stale_served_total";
+/// Counter: invalidations received from other instances, by `store`, `scope`.
+pub const CACHE_INVALIDATIONS_TOTAL: &str = "storestack_cache_invalidations_total";
+/// Counter: invalidations that could not be published, by `store`.
+pub const CACHE_PUBLISH_FAILURES_TOTAL: &str = "storestack_cache_publish_failures_total";
+/// Counter: circuit breaker transitions, by `store`, `from`, `to`.
+pub const BREAKER_STATE_CHANGES_TOTAL: &str = "storestack_breaker_state_changes_total";
+/// Gauge: circuit breaker state (0 closed, 1 open, 2 half-open), by `store`.
+pub const BREAKER_STATE: &str = "storestack_breaker_state";
+/// Counter: operations served by a Fallback's secondary, by `store`, `op`, `reason`.
+pub const FALLBACKS_TOTAL: &str = "storestack_fallbacks_total";
+
+/// Label names.
+pub mod label {
+    /// The decorator's configured name.
+    pub const STORE: &str = "store";
+    /// The operation ([`Op::as_str`](crate::Op::as_str)).
+    pub const OP: &str = "op";
+    /// How the operation ended (see [`outcome`](super::outcome)).
+    pub const OUTCOME: &str = "outcome";
+    /// A breaker's previous state.
+    pub const FROM: &str = "from";
+    /// A breaker's new state.
+    pub const TO: &str = "to";
+    /// Why a Fallback used its secondary (an error kind).
+    pub const REASON: &str = "reason";
+    /// What an invalidation covered: `key` or `all`.
+    pub const SCOPE: &str = "scope";
+}
+
+/// Values of the `outcome` label.
+pub mod outcome {
+    use crate::error::ErrorKind;
+
+    /// The operation succeeded (and found what it looked for).
+    pub const OK: &str = "ok";
+    /// `get` found nothing; `delete` or `touch` found no live record.
+    pub const MISS: &str = "miss";
+    /// `create` found a live record and wrote nothing.
+    pub const EXISTS: &str = "exists";
+
+    /// Every outcome value: `ok`, `miss`, `exists`, then every error kind.
+    pub const ALL: [&str; 11] = [
+        OK,
+        MISS,
+        EXISTS,
+        ErrorKind::Unavailable.as_str(),
+        ErrorKind::Timeout.as_str(),
+        ErrorKind::CircuitOpen.as_str(),
+        ErrorKind::Corrupt.as_str(),
+        ErrorKind::InvalidInput.as_str(),
+        ErrorKind::TooLarge.as_str(),
+        ErrorKind::Unsupported.as_str(),
+        ErrorKind::Internal.as_str(),
+    ];
+}
+
+/// Values of the `from` / `to` labels and of the `storestack_breaker_state`
+/// gauge.
+pub mod breaker_state {
+    /// Calls flow.
+    pub const CLOSED: &str = "closed";
+    /// Calls fail fast.
+    pub const OPEN: &str = "open";
+    /// A bounded number of trial calls flow.
+    pub const HALF_OPEN: &str = "half_open";
+
+    /// The gauge value of a state name: 0 closed, 1 open, 2 half-open.
+    pub const fn gauge_value(state: &str) -> f64 {
+        match state.as_bytes() {
+            b"open" => 1.0,
+            b"half_open" => 2.0,
+            _ => 0.0,
+        }
+    }
+}
+
+/// Values of the `scope` label.
+pub mod scope {
+    /// One key.
+    pub const KEY: &str = "key";
+    /// Everything (a `clear`, or messages that may have been lost).
+    pub const ALL: &str = "all";
+}
+
+/// How an operation ended, as an index into [`outcome::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OutcomeIdx(pub(crate) usize);
+
+impl OutcomeIdx {
+    pub(crate) const OK: Self = OutcomeIdx(0);
+    pub(crate) const MISS: Self = OutcomeIdx(1);
+    pub(crate) const EXISTS: Self = OutcomeIdx(2);
+
+    pub(crate) const fn of_error(kind: ErrorKind) -> Self {
+        OutcomeIdx(match kind {
+            ErrorKind::Unavailable => 3,
+            ErrorKind::Timeout => 4,
+            ErrorKind::CircuitOpen => 5,
+            ErrorKind::Corrupt => 6,
+            ErrorKind::InvalidInput => 7,
+            ErrorKind::TooLarge => 8,
+            ErrorKind::Unsupported => 9,
+            ErrorKind::Internal => 10,
+        })
+    }
+
+    pub(crate) const fn as_str(self) -> &'static str {
+        outcome::ALL[self.0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_indices_match_names() {
+        for kind in [
+            ErrorKind::Unavailable,
+            ErrorKind::Timeout,
+            ErrorKind::CircuitOpen,
+            ErrorKind::Corrupt,
+            ErrorKind::InvalidInput,
+            ErrorKind::TooLarge,
+            ErrorKind::Unsupported,
+            ErrorKind::Internal,
+        ] {
+            assert_eq!(OutcomeIdx::of_error(kind).as_str(), kind.as_str());
+        }
+        assert_eq!(OutcomeIdx::MISS.as_str(), "miss");
+        assert_eq!(breaker_state::gauge_value(breaker_state::HALF_OPEN), 2.0);
+    }
+}
