@@ -37,6 +37,10 @@ pub mod typed;
 
 pub use error::{ErrorKind, Op, Result, StoreError};
 pub use layer::{Identity, Layer, Stack, StoreExt};
+#[cfg(any(feature = "zstd", feature = "lz4", feature = "gzip"))]
+pub use layers::compressed::{Codec, Compressed, CompressedLayer};
+#[cfg(feature = "encryption")]
+pub use layers::encrypted::{Algorithm, Encrypted, EncryptedLayer, Key, KeyError, Keyring};
 pub use layers::namespaced::{Namespaced, NamespacedLayer};
 pub use memory::{MemoryConfig, MemoryStats, MemoryStore};
 pub use store::{BoxStore, Expiry, Record, ScanCursor, ScanPage, SharedStore, Store};
