@@ -64,6 +64,19 @@ impl Codec {
         }
     }
 
+    /// The most bytes compressing `len` bytes can produce.
+    pub(super) fn bound(self, len: usize) -> usize {
+        match self {
+            #[cfg(feature = "zstd")]
+            Codec::Zstd { .. } => zstd::zstd_safe::compress_bound(len),
+            #[cfg(feature = "lz4")]
+            Codec::Lz4 => lz4_flex::block::get_maximum_output_size(len),
+            // Stored deflate blocks cost 5 bytes per 64 KiB, gzip 18 more.
+            #[cfg(feature = "gzip")]
+            Codec::Gzip { .. } => len + len / 8192 + 64,
+        }
+    }
+
     /// Appends the compressed form of `data` to `out`.
     pub(super) fn compress(self, data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
         match self {

@@ -114,7 +114,7 @@ impl CompressedLayer {
             .check_value(Op::Set, value.len())
             .map_err(|e| e.with_store("compressed"))?;
         if value.len() >= self.min_size {
-            let mut out = Vec::with_capacity(header::MAX_LEN + value.len() / 2);
+            let mut out = Vec::with_capacity(header::MAX_LEN + self.codec.bound(value.len()));
             header::write(&mut out, self.codec.id(), value.len());
             self.codec.compress(&value, &mut out).map_err(|e| {
                 StoreError::internal(Op::Set)
@@ -123,6 +123,11 @@ impl CompressedLayer {
                     .with_source(e)
             })?;
             if out.len() < value.len() {
+                // A store may keep the buffer as it is (MemoryStore does):
+                // give back the worst-case room.
+                if out.capacity() - out.len() > out.len() / 8 + 64 {
+                    out.shrink_to_fit();
+                }
                 return Ok(out.into());
             }
         }
