@@ -23,13 +23,59 @@
 //! 3. `circuit_breaker` (inside fallback, so an open breaker fails over
 //!    in microseconds),
 //! 4. `with_fallback` / migration,
-//! 5. `compressed` then `encrypted` (encrypted bytes do not compress, so
-//!    compression must see the plaintext first),
+//! 5. `encrypted` then `compressed`: Compressed is outside, so a write is
+//!    compressed while it is still plaintext and then encrypted (encrypted
+//!    bytes do not compress; see below),
 //! 6. `cached` (caches plaintext, above encryption),
 //! 7. `instrumented` (outermost: measures what callers see),
 //! 8. `namespaced` anywhere above the backend.
 //!
 //! Any other order can be built with [`StoreExt::layer`].
+//!
+//! ## Compress before encrypt
+//!
+//! In the natural order a 20 KiB session is compressed, then sealed:
+//!
+//! ```
+//! # #[cfg(all(feature = "zstd", feature = "encryption"))]
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use storestack::{CompressedLayer, Key, MemoryStore, Record, Store, StoreExt};
+//!
+//! let backend = MemoryStore::new();
+//! let store = backend
+//!     .clone()
+//!     .encrypted(Key::generate("k1")?)
+//!     .compressed(CompressedLayer::zstd(3));
+//! let session: String = (0..400).map(|i| format!(r#"{{"item":{i},"qty":1}},"#)).collect();
+//! store.set("sess:1", Record::never_expiring(session.clone())).await?;
+//!
+//! let stored = backend.get("sess:1").await?.unwrap().value.len();
+//! assert!(stored < session.len() / 5, "{stored} of {}", session.len());
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! Swapped, Compressed receives ciphertext, finds it does not shrink and
+//! stores it raw: the backend holds the full size plus the envelope.
+//!
+//! ```
+//! # #[cfg(all(feature = "zstd", feature = "encryption"))]
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use storestack::{CompressedLayer, Key, MemoryStore, Record, Store, StoreExt};
+//!
+//! let backend = MemoryStore::new();
+//! let store = backend
+//!     .clone()
+//!     .compressed(CompressedLayer::zstd(3))
+//!     .encrypted(Key::generate("k1")?);
+//! let session: String = (0..400).map(|i| format!(r#"{{"item":{i},"qty":1}},"#)).collect();
+//! store.set("sess:1", Record::never_expiring(session.clone())).await?;
+//!
+//! let stored = backend.get("sess:1").await?.unwrap().value.len();
+//! assert!(stored > session.len(), "{stored} of {}", session.len());
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 
 use crate::layers::fallback::Fallback;
 use crate::layers::instrumented::{InstrumentConfig, Instrumented};
@@ -153,6 +199,24 @@ pub trait StoreExt: Store + Sized {
     /// [`Instrumented`]).
     fn instrumented(self, config: impl Into<InstrumentConfig>) -> Instrumented<Self> {
         Instrumented::new(self, config)
+    }
+
+    /// Compresses values (see [`Compressed`](crate::Compressed)). Takes a
+    /// [`CompressedLayer`](crate::CompressedLayer) or a
+    /// [`Codec`](crate::Codec). Call it *after* `encrypted`, so values are
+    /// compressed before they are encrypted (see [Order](self#order)).
+    #[cfg(any(feature = "zstd", feature = "lz4", feature = "gzip"))]
+    fn compressed(self, layer: impl Into<crate::CompressedLayer>) -> crate::Compressed<Self> {
+        crate::Compressed::with_layer(self, layer.into())
+    }
+
+    /// Encrypts values (see [`Encrypted`](crate::Encrypted)). Takes an
+    /// [`EncryptedLayer`](crate::EncryptedLayer) or a
+    /// [`Keyring`](crate::Keyring) or a single [`Key`](crate::Key). Call it
+    /// *before* `compressed` (see [Order](self#order)).
+    #[cfg(feature = "encryption")]
+    fn encrypted(self, layer: impl Into<crate::EncryptedLayer>) -> crate::Encrypted<Self> {
+        crate::Encrypted::with_layer(self, layer.into())
     }
 
     /// Typed access to serde values, JSON-encoded (see [`Typed`](crate::typed::Typed)).

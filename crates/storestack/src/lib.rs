@@ -50,6 +50,10 @@ pub use layers::cached::{
     CacheConfig, Cached, CachedLayer, Invalidator, LocalInvalidator, Notice, Subscriber,
 };
 pub use layers::instrumented::{InstrumentConfig, Instrumented, InstrumentedLayer};
+#[cfg(any(feature = "zstd", feature = "lz4", feature = "gzip"))]
+pub use layers::compressed::{Codec, Compressed, CompressedLayer};
+#[cfg(feature = "encryption")]
+pub use layers::encrypted::{Algorithm, Encrypted, EncryptedLayer, Key, KeyError, Keyring};
 pub use layers::namespaced::{Namespaced, NamespacedLayer};
 #[cfg(feature = "retry")]
 pub use layers::retry::{Retry, RetryConfig, RetryLayer};

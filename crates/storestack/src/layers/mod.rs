@@ -6,6 +6,10 @@
 pub mod cached;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
+#[cfg(any(feature = "zstd", feature = "lz4", feature = "gzip"))]
+pub mod compressed;
+#[cfg(feature = "encryption")]
+pub mod encrypted;
 pub mod fallback;
 #[cfg(feature = "fault")]
 pub mod fault;
