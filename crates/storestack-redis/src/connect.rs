@@ -42,19 +42,25 @@ fn decode(part: &str, what: &str, index: usize) -> Result<String, StoreError> {
 /// Parses URL number `index` (1-based, for messages: a URL may hold a
 /// password, so it is never quoted).
 fn parse_url(raw: &str, index: usize, default_port: u16) -> Result<ParsedUrl, StoreError> {
-    let url = url::Url::parse(raw).map_err(|e| {
-        invalid(format!("url #{index} is malformed")).with_source(e)
-    })?;
+    let url = url::Url::parse(raw)
+        .map_err(|e| invalid(format!("url #{index} is malformed")).with_source(e))?;
     let tls = match url.scheme() {
         "redis" | "valkey" => false,
         "rediss" | "valkeys" => true,
-        _ => return Err(invalid(format!("url #{index}: scheme must be redis or rediss"))),
+        _ => {
+            return Err(invalid(format!(
+                "url #{index}: scheme must be redis or rediss"
+            )))
+        }
     };
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| invalid(format!("url #{index} has no host")))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid(format!(
             "url #{index}: query parameters are not supported, use the config fields"
@@ -85,7 +91,10 @@ fn parse_url(raw: &str, index: usize, default_port: u16) -> Result<ParsedUrl, St
     })
 }
 
-#[cfg_attr(not(any(feature = "tls", feature = "native-tls")), allow(unused_variables))]
+#[cfg_attr(
+    not(any(feature = "tls", feature = "native-tls")),
+    allow(unused_variables)
+)]
 fn server(url: &ParsedUrl, tls: bool) -> Server {
     #[cfg(any(feature = "tls", feature = "native-tls"))]
     if tls {

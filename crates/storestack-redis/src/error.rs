@@ -97,16 +97,25 @@ mod tests {
 
     #[test]
     fn outage_errors_are_transient() {
-        assert_eq!(kind(FredKind::Timeout, "Request timed out."), ErrorKind::Timeout);
+        assert_eq!(
+            kind(FredKind::Timeout, "Request timed out."),
+            ErrorKind::Timeout
+        );
         for (k, d) in [
             (FredKind::IO, "Connection reset by peer"),
             (FredKind::Canceled, "Connection closed unexpectedly."),
             (FredKind::Unknown, "Failed to route command."),
             (FredKind::Unknown, "Too many failed write attempts."),
-            (FredKind::Unknown, "LOADING Redis is loading the dataset in memory"),
+            (
+                FredKind::Unknown,
+                "LOADING Redis is loading the dataset in memory",
+            ),
             (FredKind::Cluster, "CLUSTERDOWN The cluster is down"),
             (FredKind::Unknown, "ERR max number of clients reached"),
-            (FredKind::Unknown, "READONLY You can't write against a read only replica."),
+            (
+                FredKind::Unknown,
+                "READONLY You can't write against a read only replica.",
+            ),
         ] {
             assert_eq!(kind(k.clone(), d), ErrorKind::Unavailable, "{d}");
             assert!(map(Op::Get, FredError::new(k, d)).is_transient());
@@ -116,10 +125,16 @@ mod tests {
     #[test]
     fn bugs_and_bad_data_are_not_transient() {
         assert_eq!(
-            kind(FredKind::InvalidArgument, "WRONGTYPE Operation against a key"),
+            kind(
+                FredKind::InvalidArgument,
+                "WRONGTYPE Operation against a key"
+            ),
             ErrorKind::Corrupt
         );
-        assert_eq!(kind(FredKind::Unknown, "ERR syntax error"), ErrorKind::Internal);
+        assert_eq!(
+            kind(FredKind::Unknown, "ERR syntax error"),
+            ErrorKind::Internal
+        );
         assert_eq!(kind(FredKind::Protocol, "bad frame"), ErrorKind::Internal);
         assert_eq!(kind(FredKind::Config, "x"), ErrorKind::InvalidInput);
     }

@@ -90,7 +90,11 @@ pub(crate) fn sort_nodes(nodes: &mut [Server]) {
 
 /// The node to scan at `position` among the sorted `nodes`: the named
 /// node if it is still a primary, else the first one after it.
-pub(crate) fn node_at<'a>(nodes: &'a [Server], host: &str, port: u16) -> Option<(&'a Server, bool)> {
+pub(crate) fn node_at<'a>(
+    nodes: &'a [Server],
+    host: &str,
+    port: u16,
+) -> Option<(&'a Server, bool)> {
     nodes
         .iter()
         .find(|n| cmp_node(n, host, port) != Ordering::Less)
@@ -118,8 +122,20 @@ mod tests {
     #[test]
     fn positions_round_trip() {
         for (pos, clustered) in [
-            (Position { node: None, cursor: 0 }, false),
-            (Position { node: None, cursor: u64::MAX }, false),
+            (
+                Position {
+                    node: None,
+                    cursor: 0,
+                },
+                false,
+            ),
+            (
+                Position {
+                    node: None,
+                    cursor: u64::MAX,
+                },
+                false,
+            ),
             (
                 Position {
                     node: Some(("::1".into(), 7000)),
@@ -136,7 +152,12 @@ mod tests {
 
     #[test]
     fn malformed_cursors_are_invalid_input() {
-        for (token, clustered) in [("x", false), ("1:2", true), ("a:1:h", true), ("1:p:h", true)] {
+        for (token, clustered) in [
+            ("x", false),
+            ("1:2", true),
+            ("a:1:h", true),
+            ("1:p:h", true),
+        ] {
             let err = Position::decode(&ScanCursor::from_token(token), clustered).unwrap_err();
             assert_eq!(err.kind(), storestack::ErrorKind::InvalidInput, "{token}");
         }

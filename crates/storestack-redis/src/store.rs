@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use fred::bytes_utils::Str;
 use fred::clients::{Pool, WithOptions};
-use fred::interfaces::{ClientLike, ClusterInterface, KeysInterface, LuaInterface};
+use fred::interfaces::{ClientLike, ClusterInterface, KeysInterface};
 use fred::types::config::{Options, Server};
-use fred::types::{Expiration, Key, SetOptions, Value};
-use fred::util::NONE;
+use fred::types::{ClusterHash, CustomCommand, Expiration, Key, SetOptions, Value};
 use storestack::limits::{self, Limits};
 use storestack::{Op, Record, Result, ScanCursor, ScanPage, Store, StoreError};
 
@@ -28,14 +28,14 @@ const MAX_SCAN_COUNT: usize = 10_000;
 /// does not know it (after a restart or `SCRIPT FLUSH`).
 struct Script {
     body: &'static str,
-    sha: String,
+    sha: Str,
 }
 
 impl Script {
     fn new(body: &'static str) -> Self {
         Script {
             body,
-            sha: fred::util::sha1_hash(body),
+            sha: fred::util::sha1_hash(body).into(),
         }
     }
 }
@@ -210,13 +210,24 @@ impl RedisStore {
     }
 
     async fn eval(&self, op: Op, script: &Script, key: Key) -> Result<Value> {
+        // Sent as custom commands: fred's `WithOptions` does not implement
+        // `LuaInterface`, so `evalsha` on it would reach the pool through
+        // `Deref` and silently drop the fail-fast option. The key is
+        // argument 2 (`EVALSHA sha 1 key`): route by its slot.
+        static EVALSHA: LazyLock<CustomCommand> =
+            LazyLock::new(|| CustomCommand::new_static("EVALSHA", ClusterHash::Offset(2), false));
+        static EVAL: LazyLock<CustomCommand> =
+            LazyLock::new(|| CustomCommand::new_static("EVAL", ClusterHash::Offset(2), false));
         let client = &self.inner.client;
+        let args = |first: Value| vec![first, Value::Integer(1), Value::Bytes(key.inner().clone())];
         let reply = client
-            .evalsha::<Value, _, _, _>(script.sha.as_str(), key.clone(), NONE)
+            .custom::<Value, Value>(EVALSHA.clone(), args(script.sha.clone().into()))
             .await;
         match reply {
             Err(e) if e.details().starts_with("NOSCRIPT") => {
-                client.eval::<Value, _, _, _>(script.body, key, NONE).await
+                client
+                    .custom::<Value, Value>(EVAL.clone(), args(Value::from_static_str(script.body)))
+                    .await
             }
             reply => reply,
         }
@@ -287,7 +298,10 @@ impl RedisStore {
         let (next, keys) = parse_scan_reply(reply).ok_or_else(|| error::unexpected_reply(op))?;
         let next = match (next, node) {
             (0, None) => None,
-            (c, None) => Some(Position { node: None, cursor: c }),
+            (c, None) => Some(Position {
+                node: None,
+                cursor: c,
+            }),
             (0, Some(node)) => scan::node_after(&nodes, &node).map(|n| Position {
                 node: Some((n.host.to_string(), n.port)),
                 cursor: 0,
@@ -491,7 +505,10 @@ impl Store for RedisStore {
     async fn len(&self) -> Result<u64> {
         let mut n = 0u64;
         self.walk(Op::Len, |keys| {
-            n += keys.iter().filter(|k| std::str::from_utf8(k).is_ok()).count() as u64;
+            n += keys
+                .iter()
+                .filter(|k| std::str::from_utf8(k).is_ok())
+                .count() as u64;
             std::future::ready(Ok(()))
         })
         .await?;
@@ -518,7 +535,10 @@ mod tests {
         assert_eq!(parse_get_reply(Value::Null), Some(None));
         let reply = Value::Array(vec![Value::Bytes("v".into()), Value::Integer(-1)]);
         let record = parse_get_reply(reply).unwrap().unwrap();
-        assert_eq!((record.value.as_ref(), record.expires_at), (&b"v"[..], None));
+        assert_eq!(
+            (record.value.as_ref(), record.expires_at),
+            (&b"v"[..], None)
+        );
         let reply = Value::Array(vec![Value::String("v".into()), Value::Integer(1500)]);
         let record = parse_get_reply(reply).unwrap().unwrap();
         assert_eq!(
