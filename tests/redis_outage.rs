@@ -283,7 +283,11 @@ async fn a_lazy_store_starts_while_redis_is_down() {
     let store = RedisStore::connect(config(port).lazy_connect(true))
         .await
         .expect("lazy connect never fails on an unreachable server");
-    assert!(started.elapsed() < Duration::from_millis(100));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
     for (op, elapsed, result) in every_op(&store).await {
         assert_transient(op, &result);
         assert_eq!(result.unwrap_err().kind(), ErrorKind::Unavailable, "{op}");

@@ -179,13 +179,7 @@ impl RedisServer {
     /// Starts a server with no persistence on `port`, plus `extra` arguments,
     /// and waits until it answers.
     pub fn start(port: u16, extra: &[&str]) -> std::io::Result<Self> {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "storestack-redis-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir)?;
+        let dir = Self::new_dir()?;
         let port_arg = port.to_string();
         let dir_arg = dir.to_string_lossy().into_owned();
         let mut args = vec![
@@ -203,11 +197,43 @@ impl RedisServer {
             "no",
         ];
         args.extend_from_slice(extra);
+        Self::spawn(port, dir, &args)
+    }
+
+    /// Starts a Redis Sentinel on `port` that monitors the primary at
+    /// `primary_port` as `service`.
+    pub fn start_sentinel(port: u16, primary_port: u16, service: &str) -> std::io::Result<Self> {
+        let dir = Self::new_dir()?;
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\n\
+                 sentinel monitor {service} 127.0.0.1 {primary_port} 1\n",
+                dir.display()
+            ),
+        )?;
+        let conf = conf.to_string_lossy().into_owned();
+        Self::spawn(port, dir, &[&conf, "--sentinel"])
+    }
+
+    fn new_dir() -> std::io::Result<PathBuf> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "storestack-redis-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    fn spawn(port: u16, dir: PathBuf, args: &[&str]) -> std::io::Result<Self> {
         let mut wrapper = Command::new("sh")
             .arg("-c")
             .arg(WRAPPER)
             .arg("sh")
-            .args(&args)
+            .args(args)
             .env("DIR", &dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -371,6 +397,61 @@ impl Cluster {
             .map(|n| format!("redis://127.0.0.1:{}", n.port))
             .collect()
     }
+}
+
+/// A primary and a sentinel that monitors it as `"primary"`.
+#[derive(Debug)]
+pub struct Sentinel {
+    /// The monitored primary.
+    pub primary: RedisServer,
+    /// The sentinel.
+    pub sentinel: RedisServer,
+}
+
+impl Sentinel {
+    /// The service name the sentinel knows the primary by.
+    pub const SERVICE: &'static str = "primary";
+
+    /// Starts a primary and a sentinel; waits until the sentinel reports
+    /// the primary's address.
+    pub fn start() -> std::io::Result<Self> {
+        let ports = free_ports(2);
+        let primary = RedisServer::start(ports[0], &[])?;
+        let sentinel = RedisServer::start_sentinel(ports[1], ports[0], Self::SERVICE)?;
+        let port = ports[1].to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let addr = redis_cli(&[
+                "-p",
+                &port,
+                "sentinel",
+                "get-master-addr-by-name",
+                Self::SERVICE,
+            ])?;
+            if addr.contains(&ports[0].to_string()) {
+                return Ok(Sentinel { primary, sentinel });
+            }
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other(format!(
+                    "sentinel does not know the primary: {addr}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// One primary + sentinel pair shared by every test of the process.
+pub async fn shared_sentinel() -> Result<&'static Sentinel, String> {
+    static SENTINEL: OnceLock<Result<Sentinel, String>> = OnceLock::new();
+    tokio::task::spawn_blocking(|| {
+        SENTINEL
+            .get_or_init(|| Sentinel::start().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    })
+    .await
+    .expect("sentinel start task")
 }
 
 /// One cluster shared by every test of the process, started on first use.
