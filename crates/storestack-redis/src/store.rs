@@ -12,7 +12,7 @@ use fred::interfaces::{ClientLike, ClusterInterface, KeysInterface};
 use fred::types::config::{Options, Server};
 use fred::types::{ClusterHash, CustomCommand, Expiration, Key, SetOptions, Value};
 use storestack::limits::{self, Limits};
-use storestack::{Op, Record, Result, ScanCursor, ScanPage, Store, StoreError};
+use storestack::{ErrorKind, Op, Record, Result, ScanCursor, ScanPage, Store, StoreError};
 
 use crate::config::RedisConfig;
 use crate::error::{self, STORE_NAME};
@@ -133,9 +133,10 @@ fn fail_fast_options(node: Option<Server>) -> Options {
 impl RedisStore {
     /// Connects to Redis as `config` says.
     ///
-    /// Fails with `InvalidInput` for a bad configuration and with
+    /// Fails with `InvalidInput` for a bad configuration, with
     /// `Unavailable` / `Timeout` if the server cannot be reached (unless
-    /// [`lazy_connect`](RedisConfig::lazy_connect) is set). After that the
+    /// [`lazy_connect`](RedisConfig::lazy_connect) is set), and with
+    /// `Unsupported` for a server older than Redis 7.0. After that the
     /// store reconnects by itself whenever a connection is lost.
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         let builder = crate::connect::builder(&config)?;
@@ -157,6 +158,18 @@ impl RedisStore {
                         .with_store(STORE_NAME)
                         .with_message("could not connect within the connect timeout"));
                 }
+            }
+        }
+        // `get` needs PEXPIRETIME (7.0). fred reads the version on
+        // connect; a lazy store learns it too late to refuse here.
+        if let Some(version) = pool.next().server_version() {
+            if version.major < 7 {
+                let _ = pool.quit().await;
+                return Err(StoreError::new(ErrorKind::Unsupported, Op::Connect)
+                    .with_store(STORE_NAME)
+                    .with_message(format!(
+                        "redis {version} is too old: storestack-redis needs 7.0 or later"
+                    )));
             }
         }
         let client = pool.with_options(&fail_fast_options(None));
