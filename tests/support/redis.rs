@@ -56,7 +56,7 @@ pub async fn connect_or_skip(config: RedisConfig, what: &str) -> Option<RedisSto
     }
 }
 
-/// Removes the keys of test prefixes older than [`STALE_AFTER`] from the
+/// Removes the keys of test prefixes older than ten minutes from the
 /// shared server (runs that were interrupted never cleared theirs). Keys
 /// of concurrent runs are younger and stay. Once per process.
 pub async fn sweep_stale_test_keys() {
