@@ -1,2 +1,7 @@
 //! Shared helpers of the integration tests.
 #![allow(missing_docs)]
+
+// The crate root sits in `tests/`, beside the test files: keep helper
+// modules in `tests/support/`.
+#[path = "support/redis.rs"]
+pub mod redis;
