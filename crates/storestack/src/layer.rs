@@ -31,6 +31,7 @@
 //!
 //! Any other order can be built with [`StoreExt::layer`].
 
+use crate::layers::migration::Migration;
 use crate::layers::namespaced::Namespaced;
 use crate::store::Store;
 
@@ -91,6 +92,12 @@ pub trait StoreExt: Store + Sized {
     /// Prefixes every key with `prefix` (see [`Namespaced`]).
     fn namespaced(self, prefix: impl Into<String>) -> Namespaced<Self> {
         Namespaced::new(self, prefix)
+    }
+
+    /// Migrates from `self` (old) to `new`, starting in `OldOnly`; switch
+    /// phases through [`Migration::handle`] (see [`Migration`]).
+    fn migrating_to<N: Store>(self, new: N) -> Migration<Self, N> {
+        Migration::new(self, new)
     }
 
     /// Typed access to serde values, JSON-encoded (see [`Typed`](crate::typed::Typed)).

@@ -37,6 +37,7 @@ pub mod typed;
 
 pub use error::{ErrorKind, Op, Result, StoreError};
 pub use layer::{Identity, Layer, Stack, StoreExt};
+pub use layers::migration::{Migration, MigrationHandle, MigrationLayer, Phase};
 pub use layers::namespaced::{Namespaced, NamespacedLayer};
 pub use memory::{MemoryConfig, MemoryStats, MemoryStore};
 pub use store::{BoxStore, Expiry, Record, ScanCursor, ScanPage, SharedStore, Store};

@@ -1,0 +1,331 @@
+//! Moving live records from one store to another without logging anyone
+//! out.
+//!
+//! [`Migration`] wraps an *old* and a *new* store and routes every
+//! operation by a [`Phase`] that a [`MigrationHandle`] switches at runtime
+//! (and back), without a restart. The [`bulk`] migrator copies the records
+//! the application does not touch, resumably, and verifies the result.
+//!
+//! # Phases
+//!
+//! | phase | `get` | `set`, `create`, `touch` | `delete` | `len`, `scan` |
+//! |---|---|---|---|---|
+//! | `OldOnly` | old | old | old | old |
+//! | `WriteBoth { percent }` | old | [bucket] < percent: new, then old; others: old | new, old, new | old |
+//! | `ReadNew` | new, else old (copied to new) | old, then new | old, then new | old |
+//! | `NewOnly` | new | new | new | new |
+//!
+//! A key's [bucket] is a stable hash of the key (SipHash-1-3 with fixed
+//! keys, modulo 100): the same key always gets the same answer, in every
+//! process and after restarts, so one key's reads and writes never split
+//! between stores, and raising the percentage only adds keys.
+//!
+//! A migration goes: deploy in `OldOnly` (nothing changes); `WriteBoth`
+//! with a growing percentage (the new store takes a growing share of the
+//! writes: an outage of new fails only the writes of that share); at
+//! `WriteBoth { percent: 100 }` or in `ReadNew`, run the bulk migrator
+//! until it verifies; `ReadNew` (new serves reads, old catches misses);
+//! `NewOnly`; finally remove the decorator and the old store. Every step
+//! among the first three phases can be undone; `NewOnly` is the point of no
+//! return (old stops receiving writes, so the handle refuses to leave it
+//! unless forced).
+//!
+//! # Order of the two writes, and failures
+//!
+//! Every write goes to the store that does *not* serve reads first and to
+//! the serving store last: new then old in `WriteBoth` (old serves), old
+//! then new in `ReadNew` (new serves). A write is acknowledged only when
+//! both succeeded. When one fails, the error is returned as is (nothing is
+//! rolled back) and the stores differ only in that the non-serving store
+//! may hold the newer, unacknowledged value. A later phase switch promotes
+//! exactly that store, so readers never go back in time: they saw the old
+//! value, then (perhaps) the unacknowledged one, never the reverse. The
+//! price is availability: in a write-both phase, an outage of either store
+//! fails the writes of the keys written to both (put Retry or Fallback
+//! around a store if that matters more).
+//!
+//! `create` keeps insert-if-absent across both stores: in `WriteBoth` a key
+//! live in old is never created anew in new (old is checked and decides);
+//! in `ReadNew` a key in either store exists. A create that loses a race
+//! is undone in the store written first.
+//!
+//! Deletes go to both stores in every write-both phase and in `ReadNew`; in
+//! `WriteBoth` new is deleted once more after old (and a touch that found
+//! no copy in new is repeated after old), which is what makes the copy
+//! protocol below safe against a concurrent copier.
+//!
+//! # Copy on read
+//!
+//! In `ReadNew`, a miss in new reads old; a record found there is copied
+//! to new with its absolute expiry, so it keeps its *remaining* lifetime
+//! (never immortal, never a fresh TTL). The copy never resurrects a
+//! concurrent delete or leaves a stale value: it uses `create` on new, then
+//! reads old again and removes the copy if old changed meanwhile (details
+//! in the copy module's source). Within one process, a per-key lock (256
+//! stripes) serializes the copy with every write of that key, so there is
+//! no window at all. Across processes (another instance, or the bulk
+//! migrator run as a separate program), a copy of a just-deleted record
+//! can be readable for one round trip to old and one to new before it is
+//! removed, and a copier that crashes in that window leaves it until the
+//! record's own expiry. [`copy_on_read(false)`](Migration::copy_on_read)
+//! serves old's record without copying.
+//!
+//! # Switching back: the high-water mark
+//!
+//! A key written to both stores at 50 % keeps its copy in new when the
+//! percentage drops to 10 %, and the copy would go stale. The handle
+//! remembers the highest share that ever went to new
+//! ([`PhaseState::high_water`]); a write to a key below it that is not
+//! written to both stores removes the key from new (before and after
+//! writing old). A missing key in new is always safe before `NewOnly`:
+//! `ReadNew` falls back to old and the bulk migrator fills it.
+//!
+//! The phase is per process. In a fleet, move every instance through the
+//! same phases (a control record the instances poll is the simple way),
+//! run the bulk migrator only once every instance writes every key to both
+//! stores, and give restarted instances the fleet's high-water mark
+//! ([`MigrationHandle::raise_high_water`]).
+//!
+//! # Metrics and events
+//!
+//! Every phase change emits a `tracing` info event (`migration phase
+//! changed`, with `from`, `to`, `high_water`). Keys are never logged or
+//! labeled; events about one key carry its [`KeyHash`](crate::redact::KeyHash).
+//!
+//! | metric | kind | labels | meaning |
+//! |---|---|---|---|
+//! | `storestack_migration_phase_changes_total` | counter | `migration`, `from`, `to` | phase switches |
+//! | `storestack_migration_phase` | gauge | `migration` | 0 old only, 1 write both, 2 read new, 3 new only |
+//! | `storestack_migration_write_percent` | gauge | `migration` | share of keys written to new |
+//! | `storestack_migration_read_copies_total` | counter | `migration`, `outcome` | copies on read: `copied`, `existing`, `gone`, `unstable`, `failed` |
+//! | `storestack_migration_repair_failures_total` | counter | `migration`, `op` | repairs that failed: the stores may differ for a key |
+//!
+//! # Default
+//!
+//! `OldOnly`, copy on read on, the system clock, label `migration`.
+//!
+//! # Ordering
+//!
+//! Position 4 of the fluent order, where `with_fallback` also sits: each
+//! store carries its own timeout, retry and circuit breaker *below* the
+//! migration; compression, encryption and caching go *above* it, so both
+//! stores receive the same bytes and a cached value is never one store's
+//! and not the other's.
+//!
+//! # Examples
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::time::Duration;
+//! use storestack::layers::migration::Phase;
+//! use storestack::{MemoryStore, Record, Store, StoreExt};
+//!
+//! let (old, new) = (MemoryStore::new(), MemoryStore::new());
+//! old.set("sess:1", Record::expiring_after("alice", Duration::from_secs(600))).await?;
+//!
+//! let store = old.clone().migrating_to(new.clone());
+//! let handle = store.handle().clone(); // cloneable; switch from anywhere
+//! handle.set(Phase::write_both(100)).unwrap();
+//! store.set("sess:2", Record::expiring_after("bob", Duration::from_secs(600))).await?;
+//! assert!(new.get("sess:2").await?.is_some()); // written to both
+//!
+//! handle.set(Phase::ReadNew).unwrap();
+//! let rec = store.get("sess:1").await?.unwrap(); // copied on read ...
+//! assert_eq!(new.get("sess:1").await?.unwrap().expires_at, rec.expires_at); // ... same expiry
+//!
+//! store.delete("sess:2").await?; // both stores
+//! assert!(old.get("sess:2").await?.is_none() && new.get("sess:2").await?.is_none());
+//! # Ok::<_, storestack::StoreError>(())
+//! # }).unwrap();
+//! ```
+//!
+//! A bulk migration (see [`bulk`] for checkpoints, rate limits, dry runs):
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use storestack::layers::migration::bulk::BulkConfig;
+//! use storestack::layers::migration::Phase;
+//! use storestack::{MemoryStore, Record, Store, StoreExt};
+//!
+//! let (old, new) = (MemoryStore::new(), MemoryStore::new());
+//! for i in 0..1000 {
+//!     old.set(&format!("sess:{i}"), Record::never_expiring("data")).await?;
+//! }
+//! let store = old.migrating_to(new.clone());
+//! store.handle().set(Phase::ReadNew).unwrap();
+//! let report = store.bulk().config(BulkConfig::default().page_size(100)).run().await?;
+//! assert_eq!(report.progress.counts.copied, 1000);
+//! assert!(report.is_success(), "{report:?}");
+//! assert_eq!(new.len().await?, 1000);
+//! # Ok::<_, storestack::StoreError>(())
+//! # }).unwrap();
+//! ```
+
+pub mod bulk;
+mod copy;
+mod layer;
+mod observe;
+mod ops;
+mod phase;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+pub use layer::MigrationLayer;
+pub use phase::{bucket, MigrationHandle, ParsePhaseError, Phase, PhaseError, PhaseState};
+
+use crate::clock::{self, Clock, SharedClock};
+use crate::error::Result;
+use crate::store::{Record, ScanCursor, ScanPage, Store};
+use copy::{Copier, KeyLocks};
+
+/// A store moving from `old` to `new`. See the [module docs](self).
+pub struct Migration<O, N> {
+    old: O,
+    new: N,
+    handle: MigrationHandle,
+    locks: KeyLocks,
+    copy_on_read: bool,
+    clock: SharedClock,
+    name: String,
+}
+
+impl<O: Store, N: Store> fmt::Debug for Migration<O, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Migration")
+            .field("name", &self.name)
+            .field("handle", &self.handle)
+            .field("copy_on_read", &self.copy_on_read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<O: Store, N: Store> Migration<O, N> {
+    /// A migration from `old` to `new` in `OldOnly`, with its own handle.
+    pub fn new(old: O, new: N) -> Self {
+        let name = format!("migration({}, {})", old.name(), new.name());
+        Migration {
+            old,
+            new,
+            handle: MigrationHandle::default(),
+            locks: KeyLocks::new(),
+            copy_on_read: true,
+            clock: clock::system(),
+            name,
+        }
+    }
+
+    /// Uses `handle` (shared with other migrations or a control task).
+    pub fn with_handle(mut self, handle: MigrationHandle) -> Self {
+        self.handle = handle;
+        self
+    }
+
+    /// Whether a miss in new copies old's record there in `ReadNew`
+    /// (default: yes). Without it, old's record is served and left to the
+    /// bulk migrator.
+    pub fn copy_on_read(mut self, on: bool) -> Self {
+        self.copy_on_read = on;
+        self
+    }
+
+    /// The clock that decides whether a record read from old is still worth
+    /// copying (a mock clock in tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = std::sync::Arc::new(clock);
+        self
+    }
+
+    /// A bulk migrator over this migration's stores that also takes its
+    /// per-key locks, so it never races this process's writers.
+    pub fn bulk(&self) -> bulk::BulkMigrator<'_> {
+        bulk::BulkMigrator::new(&self.old, &self.new)
+            .clock(self.clock.clone())
+            .with_locks(&self.locks)
+    }
+
+    fn copier(&self) -> Copier<'_> {
+        Copier {
+            old: &self.old,
+            new: &self.new,
+            clock: &*self.clock,
+            label: self.handle.label(),
+            recheck: true,
+        }
+    }
+}
+
+impl<O, N> Migration<O, N> {
+    /// The handle that switches this migration's phase.
+    pub fn handle(&self) -> &MigrationHandle {
+        &self.handle
+    }
+
+    /// The old store.
+    pub fn old(&self) -> &O {
+        &self.old
+    }
+
+    /// The new store.
+    pub fn new_store(&self) -> &N {
+        &self.new
+    }
+
+    /// Unwraps the two stores.
+    pub fn into_inner(self) -> (O, N) {
+        (self.old, self.new)
+    }
+}
+
+#[async_trait]
+impl<O: Store, N: Store> Store for Migration<O, N> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Record>> {
+        match self.handle.phase() {
+            Phase::OldOnly | Phase::WriteBoth { .. } => self.old.get(key).await,
+            Phase::ReadNew => self.read_new(key).await,
+            Phase::NewOnly => self.new.get(key).await,
+        }
+    }
+
+    async fn set(&self, key: &str, record: Record) -> Result<()> {
+        self.set_routed(key, record).await
+    }
+
+    async fn create(&self, key: &str, record: Record) -> Result<bool> {
+        self.create_routed(key, record).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.delete_routed(key).await
+    }
+
+    async fn touch(&self, key: &str, expires_at: Option<SystemTime>) -> Result<bool> {
+        self.touch_routed(key, expires_at).await
+    }
+
+    async fn scan(&self, prefix: &str, cursor: ScanCursor, limit: usize) -> Result<ScanPage> {
+        match self.handle.phase() {
+            Phase::NewOnly => self.new.scan(prefix, cursor, limit).await,
+            _ => self.old.scan(prefix, cursor, limit).await,
+        }
+    }
+
+    async fn len(&self) -> Result<u64> {
+        match self.handle.phase() {
+            Phase::NewOnly => self.new.len().await,
+            _ => self.old.len().await,
+        }
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.clear_routed().await
+    }
+}
