@@ -168,6 +168,8 @@ mod observe;
 mod ops;
 mod phase;
 #[cfg(test)]
+mod testing;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
