@@ -39,6 +39,7 @@ impl Gate {
 #[derive(Default)]
 struct State {
     down: AtomicBool,
+    fail_next: AtomicUsize,
     timeout_after_apply: AtomicBool,
     gate: Mutex<Option<Arc<Gate>>>,
     calls: Mutex<HashMap<Op, usize>>,
@@ -54,12 +55,19 @@ pub(crate) struct TestStore {
 
 impl TestStore {
     pub(crate) fn new(name: &'static str, clock: &MockClock) -> Self {
-        TestStore {
-            inner: MemoryStore::with_config(
+        Self::wrapping(
+            name,
+            MemoryStore::with_config(
                 MemoryConfig::default()
                     .clock(clock.clone())
                     .sweep_interval(None),
             ),
+        )
+    }
+
+    pub(crate) fn wrapping(name: &'static str, inner: MemoryStore) -> Self {
+        TestStore {
+            inner,
             name,
             state: Arc::default(),
         }
@@ -73,6 +81,11 @@ impl TestStore {
     /// Every call fails with `Unavailable` before doing anything.
     pub(crate) fn set_down(&self, down: bool) {
         self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The next `n` calls fail with `Unavailable` before doing anything.
+    pub(crate) fn fail_next(&self, n: usize) {
+        self.state.fail_next.store(n, Ordering::SeqCst);
     }
 
     /// Every call does its work, then fails with `Timeout`.
@@ -99,7 +112,12 @@ impl TestStore {
 
     fn before(&self, op: Op) -> Result<()> {
         *self.state.calls.lock().entry(op).or_default() += 1;
-        if self.state.down.load(Ordering::SeqCst) {
+        let flaky = self
+            .state
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if flaky || self.state.down.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable(op).with_store(self.name));
         }
         Ok(())

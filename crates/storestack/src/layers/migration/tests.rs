@@ -296,3 +296,24 @@ async fn new_only_leaves_old_alone() {
     assert_eq!(old.calls(Op::Set) + old.calls(Op::Delete) + old.calls(Op::Get), 0);
     assert_eq!(value(&old, "k").await.as_deref(), Some(&b"old"[..]));
 }
+
+#[tokio::test]
+async fn a_copy_whose_create_outcome_is_unknown_is_removed() {
+    let (clock, old, new) = stores();
+    let m = std::sync::Arc::new(migration(&clock, &old, &new, Phase::ReadNew));
+    old.raw().set("k", rec("v")).await.unwrap();
+    let create = new.gate(Op::Create, 0);
+    let task = {
+        let m = m.clone();
+        tokio::spawn(async move { m.get("k").await })
+    };
+    create.reached().await;
+    // The create was applied; its answer is lost (and so are the next
+    // answers of new, though new applies them).
+    new.set_timeout_after_apply(true);
+    create.release();
+    let got = task.await.unwrap().unwrap().unwrap();
+    new.set_timeout_after_apply(false);
+    assert_eq!(got.value, "v", "the read is served from old");
+    assert_eq!(value(&new, "k").await, None, "the unchecked copy was removed");
+}
