@@ -8,13 +8,14 @@
 //! the copy and read old once more; stop when old is empty (nothing to
 //! copy) or go around with the record it now holds.
 //!
-//! Why that is enough: every writer of a migration changes old *before*
-//! its last change to new (`ReadNew` writes old then new; `WriteBoth`
-//! writes new, then old, and deletes or touches new once more after old).
-//! So a writer whose change to new came before our last change to new
-//! changed old before it, and our final read of old sees it; a writer whose
-//! change to new came after ours overwrites, removes or re-touches our
-//! copy. What is left in new is either nothing or what old holds.
+//! Why that is enough: every writer of a migration writes new first and
+//! old second, deletes and touches new once more after old, and removes
+//! the key from new when a step fails. A `set` that reached new before our
+//! `create` makes the create fail (its value is kept); one that reaches new
+//! after overwrites the copy. A delete or touch whose last change to new
+//! came before our `create` changed old before that, so our final read of
+//! old sees it; one whose last change came after removes or re-touches
+//! the copy. What is left in new is either nothing or what old holds.
 //!
 //! Within a process the stripe lock ([`KeyLocks`]) is held around the
 //! whole copy and around every write of the same key, so no writer

@@ -12,7 +12,7 @@
 //! |---|---|---|---|---|
 //! | `OldOnly` | old | old | old | old |
 //! | `WriteBoth { percent }` | old | [bucket] < percent: new, then old; others: old | new, old, new | old |
-//! | `ReadNew` | new, else old (copied to new) | old, then new | old, then new | old |
+//! | `ReadNew` | new, else old (copied to new) | new, then old | new, old, new | old |
 //! | `NewOnly` | new | new | new | new |
 //!
 //! A key's [bucket] is a stable hash of the key (SipHash-1-3 with fixed
@@ -32,27 +32,40 @@
 //!
 //! # Order of the two writes, and failures
 //!
-//! Every write goes to the store that does *not* serve reads first and to
-//! the serving store last: new then old in `WriteBoth` (old serves), old
-//! then new in `ReadNew` (new serves). A write is acknowledged only when
-//! both succeeded. When one fails, the error is returned as is (nothing is
-//! rolled back) and the stores differ only in that the non-serving store
-//! may hold the newer, unacknowledged value. A later phase switch promotes
-//! exactly that store, so readers never go back in time: they saw the old
-//! value, then (perhaps) the unacknowledged one, never the reverse. The
-//! price is availability: in a write-both phase, an outage of either store
-//! fails the writes of the keys written to both (put Retry or Fallback
-//! around a store if that matters more).
+//! One invariant carries every phase switch, in both directions: **new
+//! never holds a record that old does not** (it holds old's record, or
+//! nothing). A miss in new is always safe before `NewOnly`: `ReadNew`
+//! falls back to old, and the bulk migrator fills it. So:
 //!
-//! `create` keeps insert-if-absent across both stores: in `WriteBoth` a key
-//! live in old is never created anew in new (old is checked and decides);
-//! in `ReadNew` a key in either store exists. A create that loses a race
-//! is undone in the store written first.
+//! * A write to both stores goes to new first, then to old, and is
+//!   acknowledged only when both succeeded.
+//! * When either step fails (its outcome unknown: it may have been
+//!   applied), the key is removed from new before the error is returned.
+//!   Old then holds the previous record or, if its write was applied
+//!   after all, the new one; either way both phases agree on what a reader
+//!   sees next, so switching back and forth never shows a write that then
+//!   disappears, or an old value after a newer one. If that removal fails
+//!   too (both stores failing at once), the key may differ between the
+//!   stores: `storestack_migration_repair_failures_total` counts it and a
+//!   warning names its [`KeyHash`](crate::redact::KeyHash).
+//! * In `ReadNew`, a write to both stores is visible in new for the
+//!   moment between its two steps; if the second fails, readers may have
+//!   seen the value that is then removed again.
+//! * The price is availability: in a write-both phase an outage of either
+//!   store fails the writes of the keys written to both (put Retry or
+//!   Fallback around a store if that matters more). The percentage bounds
+//!   how many keys depend on the new store.
 //!
-//! Deletes go to both stores in every write-both phase and in `ReadNew`; in
-//! `WriteBoth` new is deleted once more after old (and a touch that found
-//! no copy in new is repeated after old), which is what makes the copy
-//! protocol below safe against a concurrent copier.
+//! `create` keeps insert-if-absent across both stores: it creates in new,
+//! then in old, and old decides: a key live only in old is never created
+//! anew in new (the create in new is undone). A create that finds the key
+//! in new stops there in `ReadNew` (readers see it); in `WriteBoth` it asks
+//! old, and replaces a record old does not hold (left by a failed repair).
+//!
+//! Deletes go to both stores in every write-both phase and in `ReadNew`,
+//! whatever the key's bucket. New is deleted once more after old, and a
+//! touch that found no copy in new is repeated there after old: that is
+//! what makes the copy protocol below safe against a concurrent copier.
 //!
 //! # Copy on read
 //!

@@ -74,18 +74,15 @@ impl<O: Store, N: Store> Migration<O, N> {
         match self.route(hash, false) {
             Route::Old => self.old.set(key, record).await,
             Route::New => self.new.set(key, record).await,
-            Route::Mirror => {
-                self.new.set(key, record.clone()).await?;
-                self.old.set(key, record).await
+            Route::Mirror | Route::ReadNew => {
+                self.shadowed(key, Op::Set, self.new.set(key, record.clone()))
+                    .await?;
+                self.shadowed(key, Op::Set, self.old.set(key, record)).await
             }
             Route::Invalidate => {
                 self.new.delete(key).await?;
                 self.old.set(key, record).await?;
                 self.new.delete(key).await.map(drop)
-            }
-            Route::ReadNew => {
-                self.old.set(key, record.clone()).await?;
-                self.new.set(key, record).await
             }
         }
     }
@@ -96,48 +93,34 @@ impl<O: Store, N: Store> Migration<O, N> {
         match self.route(hash, false) {
             Route::Old => self.old.create(key, record).await,
             Route::New => self.new.create(key, record).await,
-            Route::Mirror => self.create_mirrored(key, record).await,
+            route @ (Route::Mirror | Route::ReadNew) => {
+                let in_new = self
+                    .shadowed(key, Op::Create, self.new.create(key, record.clone()))
+                    .await?;
+                if !in_new {
+                    // New holds the key. In `ReadNew` readers see it, so it
+                    // exists. In `WriteBoth` old decides; a record in new
+                    // that old lacks (left by a failed repair) is replaced.
+                    if route == Route::ReadNew || self.old.get(key).await?.is_some() {
+                        return Ok(false);
+                    }
+                    self.shadowed(key, Op::Create, self.new.set(key, record.clone()))
+                        .await?;
+                }
+                // Old decides: a key live only in old is not created anew.
+                let in_old = self
+                    .shadowed(key, Op::Create, self.old.create(key, record))
+                    .await?;
+                if !in_old {
+                    self.unshadow(key, Op::Create).await?;
+                }
+                Ok(in_old)
+            }
             Route::Invalidate => {
                 self.new.delete(key).await?;
                 let created = self.old.create(key, record).await?;
                 self.new.delete(key).await?;
                 Ok(created)
-            }
-            Route::ReadNew => {
-                // The key exists if either store has it; old is written first.
-                if !self.old.create(key, record.clone()).await? {
-                    return Ok(false);
-                }
-                if self.new.create(key, record).await? {
-                    return Ok(true);
-                }
-                // New holds a record old did not: undo our create in old.
-                self.repairing(key, Op::Create, self.old.delete(key)).await?;
-                Ok(false)
-            }
-        }
-    }
-
-    /// `create` in `WriteBoth`: old decides, new is written first.
-    async fn create_mirrored(&self, key: &str, record: Record) -> Result<bool> {
-        // A key live only in old must not be created anew in new.
-        if self.old.get(key).await?.is_some() {
-            return Ok(false);
-        }
-        let in_new = self.new.create(key, record.clone()).await?;
-        let in_old = self.old.create(key, record.clone()).await?;
-        match (in_new, in_old) {
-            (true, true) | (false, false) => Ok(in_old),
-            // New held a leftover of a failed write: replace it.
-            (false, true) => {
-                self.repairing(key, Op::Create, self.new.set(key, record))
-                    .await?;
-                Ok(true)
-            }
-            // Old got the key after our check: undo our create in new.
-            (true, false) => {
-                self.repairing(key, Op::Create, self.new.delete(key)).await?;
-                Ok(false)
             }
         }
     }
@@ -145,20 +128,16 @@ impl<O: Store, N: Store> Migration<O, N> {
     pub(super) async fn delete_routed(&self, key: &str) -> Result<bool> {
         let hash = key_hash(key);
         let _g = self.locks.lock(hash).await;
-        match self.route(hash, true) {
+        let route = self.route(hash, true);
+        match route {
             Route::Old => self.old.delete(key).await,
             Route::New => self.new.delete(key).await,
-            Route::Mirror | Route::Invalidate => {
-                self.new.delete(key).await?;
-                let deleted = self.old.delete(key).await?;
+            Route::Mirror | Route::Invalidate | Route::ReadNew => {
+                let in_new = self.new.delete(key).await?;
+                let in_old = self.old.delete(key).await?;
                 // Again, after old: removes a copy made in between.
                 self.new.delete(key).await?;
-                Ok(deleted)
-            }
-            Route::ReadNew => {
-                let in_old = self.old.delete(key).await?;
-                let in_new = self.new.delete(key).await?;
-                Ok(in_old || in_new)
+                Ok(in_old || (route == Route::ReadNew && in_new))
             }
         }
     }
@@ -170,17 +149,23 @@ impl<O: Store, N: Store> Migration<O, N> {
     ) -> Result<bool> {
         let hash = key_hash(key);
         let _g = self.locks.lock(hash).await;
-        match self.route(hash, false) {
+        let route = self.route(hash, false);
+        match route {
             Route::Old => self.old.touch(key, expires_at).await,
             Route::New => self.new.touch(key, expires_at).await,
-            Route::Mirror => {
-                let in_new = self.new.touch(key, expires_at).await?;
-                let in_old = self.old.touch(key, expires_at).await?;
+            Route::Mirror | Route::ReadNew => {
+                let in_new = self
+                    .shadowed(key, Op::Touch, self.new.touch(key, expires_at))
+                    .await?;
+                let in_old = self
+                    .shadowed(key, Op::Touch, self.old.touch(key, expires_at))
+                    .await?;
                 if in_old && !in_new {
                     // Again, after old: a copy made in between.
-                    self.new.touch(key, expires_at).await?;
+                    self.shadowed(key, Op::Touch, self.new.touch(key, expires_at))
+                        .await?;
                 }
-                Ok(in_old)
+                Ok(in_old || (route == Route::ReadNew && in_new))
             }
             Route::Invalidate => {
                 self.new.delete(key).await?;
@@ -188,25 +173,16 @@ impl<O: Store, N: Store> Migration<O, N> {
                 self.new.delete(key).await?;
                 Ok(touched)
             }
-            Route::ReadNew => {
-                let in_old = self.old.touch(key, expires_at).await?;
-                let in_new = self.new.touch(key, expires_at).await?;
-                Ok(in_old || in_new)
-            }
         }
     }
 
-    /// The stores `clear` empties, in order: old is involved unless the
-    /// migration is over, new unless it never received anything.
+    /// The stores `clear` empties: old unless the migration is over, new
+    /// unless it never received anything; new first.
     pub(super) async fn clear_routed(&self) -> Result<()> {
         let state = self.handle.state();
         match state.phase {
             Phase::NewOnly => self.new.clear().await,
             Phase::OldOnly if state.high_water == 0 => self.old.clear().await,
-            Phase::ReadNew => {
-                self.old.clear().await?;
-                self.new.clear().await
-            }
             _ => {
                 self.new.clear().await?;
                 self.old.clear().await
@@ -214,18 +190,33 @@ impl<O: Store, N: Store> Migration<O, N> {
         }
     }
 
-    /// Runs a repair step; a failure leaves the stores different, so it is
-    /// counted and logged before it is returned.
-    async fn repairing<T>(
+    /// Runs one step of a write to both stores. If it fails, its outcome
+    /// is unknown and the two stores may now differ: the key is removed
+    /// from new (a miss in new is always safe before `NewOnly`) before the
+    /// error is returned.
+    async fn shadowed<T>(
         &self,
         key: &str,
         op: Op,
         step: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        step.await.map_err(|e: StoreError| {
+        match step.await {
+            Ok(out) => Ok(out),
+            Err(e) => {
+                // The step's error is the one to report, not the repair's.
+                let _ = self.unshadow(key, op).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes the key from new after a failed or refused write to both
+    /// stores. A failure is counted and logged: the stores may then differ.
+    async fn unshadow(&self, key: &str, op: Op) -> Result<()> {
+        self.new.delete(key).await.map(drop).map_err(|e: StoreError| {
             observe::repair_failed(self.handle.label(), op);
             tracing::warn!(migration = %self.handle.label(), key = %KeyHash::of(key), error = %e,
-                "repair after a conflicting create failed; the stores may differ for this key");
+                "could not remove a key from the new store after a failed write; the stores may differ for it");
             e.with_op(op)
         })
     }

@@ -29,7 +29,7 @@ pub enum Phase {
         percent: u8,
     },
     /// Reads from new, falling back to old on a miss (and copying the
-    /// record to new); every write goes to both stores (old first).
+    /// record to new); every write goes to both stores (new first).
     ReadNew,
     /// Only the new store is used; the old one no longer sees writes.
     NewOnly,
@@ -210,9 +210,9 @@ pub(crate) enum Route {
     Old,
     /// Remove the key from new, write old, remove from new again.
     Invalidate,
-    /// New first, then old (old serves reads).
+    /// Both stores, new first; old serves reads.
     Mirror,
-    /// Old first, then new (new serves reads, old is the fallback).
+    /// Both stores, new first; new serves reads, old is the fallback.
     ReadNew,
     /// New store only.
     New,

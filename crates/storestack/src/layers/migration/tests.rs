@@ -209,7 +209,7 @@ async fn write_both_create_is_insert_if_absent_across_both() {
     assert!(m.create("fresh", rec("f")).await.unwrap());
     assert_eq!(value(&new, "fresh").await.as_deref(), Some(&b"f"[..]));
     assert_eq!(value(&old, "fresh").await.as_deref(), Some(&b"f"[..]));
-    // New holds a leftover of a failed write, old nothing: old decides,
+    // New holds a leftover of a failed repair, old nothing: old decides,
     // and new gets the created record.
     new.raw().set("leftover", rec("stale")).await.unwrap();
     assert!(m.create("leftover", rec("c")).await.unwrap());
@@ -245,26 +245,39 @@ async fn deletes_reach_both_stores_in_every_write_both_phase() {
 }
 
 #[tokio::test]
-async fn failed_second_write_leaves_only_the_non_serving_store_ahead() {
+async fn a_failed_write_to_both_never_leaves_new_ahead_of_old() {
     let (clock, old, new) = stores();
-    for (phase, serving, other) in [
-        (Phase::write_both(100), &old, &new),
-        (Phase::ReadNew, &new, &old),
-    ] {
+    for phase in [Phase::write_both(100), Phase::ReadNew] {
         let m = migration(&clock, &old, &new, phase);
         m.set("k", rec("v1")).await.unwrap();
-        serving.set_down(true);
+        // Old down: new was written first, then the write is taken back.
+        old.set_down(true);
         let err = m.set("k", rec("v2")).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
-        serving.set_down(false);
-        assert_eq!(value(serving, "k").await.as_deref(), Some(&b"v1"[..]), "{phase}");
-        assert_eq!(value(other, "k").await.as_deref(), Some(&b"v2"[..]), "{phase}");
-        // The first store down: nothing changes anywhere.
-        other.set_down(true);
+        old.set_down(false);
+        assert_eq!(value(&old, "k").await.as_deref(), Some(&b"v1"[..]), "{phase}");
+        assert_eq!(value(&new, "k").await, None, "{phase}: new must not keep v2");
+        assert_eq!(read(&m, "k").await, "v1", "{phase}");
+        // Old applies the write but its answer is lost: new is cleared,
+        // and both phases agree on what old now holds.
+        old.set_timeout_after_apply(true);
         assert!(m.set("k", rec("v3")).await.is_err());
-        other.set_down(false);
-        assert_eq!(value(serving, "k").await.as_deref(), Some(&b"v1"[..]));
-        assert_eq!(value(other, "k").await.as_deref(), Some(&b"v2"[..]));
+        old.set_timeout_after_apply(false);
+        assert_eq!(value(&new, "k").await, None, "{phase}");
+        assert_eq!(read(&m, "k").await, "v3", "{phase}");
+        // New down: nothing changes anywhere.
+        new.set_down(true);
+        assert!(m.set("k", rec("v4")).await.is_err());
+        assert!(m.touch("k", None).await.is_err());
+        new.set_down(false);
+        assert_eq!(value(&old, "k").await.as_deref(), Some(&b"v3"[..]), "{phase}");
+        // New applies but loses its answer: the key is removed from new.
+        new.raw().set("k", rec("v3")).await.unwrap();
+        new.set_timeout_after_apply(true);
+        assert!(m.set("k", rec("v5")).await.is_err());
+        new.set_timeout_after_apply(false);
+        assert_eq!(value(&new, "k").await, None, "{phase}");
+        assert_eq!(value(&old, "k").await.as_deref(), Some(&b"v3"[..]), "{phase}");
         m.delete("k").await.unwrap();
     }
 }

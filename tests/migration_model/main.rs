@@ -1,0 +1,266 @@
+//! Model test of the Migration decorator: a concurrent, session-like
+//! workload runs while the migration steps through every phase and back,
+//! with outages (down, or answers lost after the work is done) on either
+//! store, and the bulk migrator runs alongside. Every read is checked
+//! against a model of acknowledged operations: no lost, stale or
+//! resurrected key, expiry within 1 s.
+//!
+//! Seeded: each run prints its seed; `STORESTACK_SEED=<n>` replays one.
+
+mod faulty;
+mod history;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use storestack::clock::{Clock, MockClock};
+use storestack::layers::migration::bulk::BulkConfig;
+use storestack::layers::migration::{Migration, Phase};
+use storestack::{Record, Store};
+
+use faulty::{Faulty, Mode};
+use history::{Anomalies, KeyModel, Val, Window};
+
+const WORKERS: usize = 8;
+const KEYS_PER_WORKER: usize = 25;
+const OPS_PER_WORKER: usize = 1500;
+
+type Mig = Arc<Migration<Faulty, Faulty>>;
+
+fn seeds() -> Vec<u64> {
+    match std::env::var("STORESTACK_SEED") {
+        Ok(s) => vec![s.parse().expect("STORESTACK_SEED is a number")],
+        Err(_) => vec![1, 2, 3],
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn sessions_survive_every_phase_switch_and_outage() {
+    for seed in seeds() {
+        run(seed).await;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    ops: u64,
+    errors: u64,
+    reads: u64,
+}
+
+async fn run(seed: u64) {
+    eprintln!("migration model: seed {seed} (replay: STORESTACK_SEED={seed})");
+    let clock = MockClock::new();
+    let old = Faulty::new("old", &clock, seed.wrapping_mul(31));
+    let new = Faulty::new("new", &clock, seed.wrapping_mul(37));
+    let m: Mig = Arc::new(Migration::new(old.clone(), new.clone()).clock(clock.clone()));
+
+    // Sessions that exist before the migration starts, in old only.
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut models: Vec<Vec<KeyModel>> = Vec::new();
+    for w in 0..WORKERS {
+        let mut keys = Vec::new();
+        for k in 0..KEYS_PER_WORKER {
+            let key = format!("sess:{w}-{k}");
+            let val: Val = (format!("init-{w}-{k}").into(), ttl(&clock, &mut rng));
+            let record = Record { value: val.0.clone(), expires_at: val.1 };
+            old.raw().set(&key, record).await.unwrap();
+            keys.push(KeyModel::new(key, Some(val)));
+        }
+        models.push(keys);
+    }
+
+    let ops = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = models
+        .into_iter()
+        .enumerate()
+        .map(|(w, keys)| {
+            let (m, clock, ops) = (m.clone(), clock.clone(), ops.clone());
+            let rng = StdRng::seed_from_u64(seed.wrapping_add(1000 + w as u64));
+            tokio::spawn(worker(m, clock, ops, keys, rng, w))
+        })
+        .collect();
+
+    let visited = control(&m, &old, &new, &clock, &ops).await;
+
+    let mut anomalies = Anomalies::default();
+    let mut tally = Tally::default();
+    let mut all = Vec::new();
+    for w in workers {
+        let (keys, an, t) = w.await.unwrap();
+        anomalies.merge(an);
+        tally.ops += t.ops;
+        tally.errors += t.errors;
+        tally.reads += t.reads;
+        all.extend(keys);
+    }
+    // Final sweep in NewOnly, all faults off: every key as the model says.
+    old.set_mode(Mode::Up);
+    new.set_mode(Mode::Up);
+    for model in &all {
+        let w = window_now(&clock);
+        let read = m.get(&model.key).await.unwrap().map(|r| (r.value, r.expires_at));
+        model.on_get(read, w, &mut anomalies);
+    }
+    eprintln!("  {tally:?}, phases {visited:?}, new holds {}", new.raw().len().await.unwrap());
+    assert_eq!(anomalies.total(), 0, "seed {seed}: {anomalies:#?}");
+    assert!(tally.errors > 100, "outages must have bitten: {tally:?}");
+    assert_eq!(m.handle().phase(), Phase::NewOnly);
+}
+
+fn old_mode(m: &Mig) -> Mode {
+    m.old().mode_now()
+}
+
+fn new_mode(m: &Mig) -> Mode {
+    m.new_store().mode_now()
+}
+
+fn ttl(clock: &MockClock, rng: &mut StdRng) -> Option<SystemTime> {
+    if rng.gen_bool(0.1) {
+        None
+    } else {
+        Some(clock.now() + Duration::from_secs(rng.gen_range(30..300)))
+    }
+}
+
+fn window_now(clock: &MockClock) -> Window {
+    let t = clock.now();
+    Window { before: t, after: t }
+}
+
+/// Steps through the phases as the workload progresses; returns the
+/// phases visited.
+async fn control(m: &Mig, old: &Faulty, new: &Faulty, clock: &MockClock, ops: &AtomicUsize) -> Vec<Phase> {
+    use Mode::*;
+    let h = m.handle().clone();
+    let mut visited = vec![h.phase()];
+    let step = |at: usize| async move {
+        while ops.load(Ordering::SeqCst) < at {
+            tokio::task::yield_now().await;
+        }
+        clock.advance(Duration::from_secs(15));
+    };
+    let mut switch = |p: Phase| {
+        h.set(p).expect("allowed switch");
+        visited.push(p);
+    };
+    step(500).await;
+    switch(Phase::write_both(10));
+    step(1000).await;
+    new.set_mode(Down);
+    step(1500).await;
+    new.set_mode(Up);
+    switch(Phase::write_both(50));
+    step(2000).await;
+    old.set_mode(LoseAnswers);
+    step(2500).await;
+    old.set_mode(Up);
+    switch(Phase::write_both(100));
+    step(3000).await;
+    switch(Phase::ReadNew);
+    step(3500).await;
+    new.set_mode(Down);
+    step(4000).await;
+    new.set_mode(LoseAnswers);
+    step(4500).await;
+    new.set_mode(Up);
+    switch(Phase::write_both(30)); // back
+    step(5000).await;
+    old.set_mode(Down);
+    step(5500).await;
+    old.set_mode(Up);
+    switch(Phase::ReadNew);
+    step(6000).await;
+    switch(Phase::OldOnly); // all the way back
+    new.set_mode(LoseAnswers);
+    step(6500).await;
+    new.set_mode(Up);
+    switch(Phase::write_both(100));
+    step(7000).await;
+    switch(Phase::ReadNew);
+    // Bulk migration alongside the workload, in this process.
+    let config = BulkConfig::default().page_size(32).concurrency(8).verify(None);
+    let report = m.bulk().config(config).run().await.expect("bulk migration");
+    let c = report.progress.counts;
+    assert_eq!((c.failed, c.raced), (0, 0), "{report:?}");
+    assert!(c.scanned > 0);
+    step(8000).await;
+    switch(Phase::NewOnly);
+    step(9000).await;
+    old.set_mode(Down); // no longer matters
+    step(10_000).await;
+    new.set_mode(LoseAnswers);
+    step(10_500).await;
+    new.set_mode(Up);
+    visited
+}
+
+async fn worker(
+    m: Mig,
+    clock: MockClock,
+    ops: Arc<AtomicUsize>,
+    mut keys: Vec<KeyModel>,
+    mut rng: StdRng,
+    w: usize,
+) -> (Vec<KeyModel>, Anomalies, Tally) {
+    let mut an = Anomalies::default();
+    let mut tally = Tally::default();
+    for seq in 0..OPS_PER_WORKER {
+        let model = &mut keys[rng.gen_range(0..KEYS_PER_WORKER)];
+        let key = model.key.clone();
+        let before = clock.now();
+        let roll = rng.gen_range(0..100);
+        let fresh = |rng: &mut StdRng| -> Val { (format!("w{w}-{seq}").into(), ttl(&clock, rng)) };
+        let ok = match roll {
+            0..50 => {
+                let res = m.get(&key).await;
+                tally.reads += 1;
+                let w = Window { before, after: clock.now() };
+                if let Ok(read) = &res {
+                    let read = read.as_ref().map(|r| (r.value.clone(), r.expires_at));
+                    model.on_get(read, w, &mut an);
+                }
+                res.is_ok()
+            }
+            50..70 => {
+                let v = fresh(&mut rng);
+                let res = m.set(&key, Record { value: v.0.clone(), expires_at: v.1 }).await;
+                model.on_set(v, res.is_ok());
+                res.is_ok()
+            }
+            70..82 => {
+                let v = fresh(&mut rng);
+                let res = m.create(&key, Record { value: v.0.clone(), expires_at: v.1 }).await;
+                let w = Window { before, after: clock.now() };
+                model.on_create(v, res.as_ref().ok().copied(), w, &mut an);
+                res.is_ok()
+            }
+            82..92 => {
+                let at = ttl(&clock, &mut rng);
+                let res = m.touch(&key, at).await;
+                let w = Window { before, after: clock.now() };
+                model.on_touch(at, res.as_ref().ok().copied(), w, &mut an);
+                res.is_ok()
+            }
+            _ => {
+                let res = m.delete(&key).await;
+                model.on_delete(res.is_ok());
+                res.is_ok()
+            }
+        };
+        let phase = m.handle().phase();
+        let (o, n) = (old_mode(&m), new_mode(&m));
+        model.log.push(format!("#{seq} roll {roll} ok {ok} phase {phase} old {o:?} new {n:?} t {:?}", before.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()));
+        tally.ops += 1;
+        tally.errors += u64::from(!ok);
+        ops.fetch_add(1, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+    }
+    let _: HashMap<(), ()> = HashMap::new();
+    (keys, an, tally)
+}
