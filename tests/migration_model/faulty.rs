@@ -107,7 +107,8 @@ impl Store for Faulty {
         self.run(Op::Touch, self.inner.touch(key, at)).await
     }
     async fn scan(&self, prefix: &str, cursor: ScanCursor, limit: usize) -> Result<ScanPage> {
-        self.run(Op::Scan, self.inner.scan(prefix, cursor, limit)).await
+        self.run(Op::Scan, self.inner.scan(prefix, cursor, limit))
+            .await
     }
     async fn len(&self) -> Result<u64> {
         self.run(Op::Len, self.inner.len()).await

@@ -51,7 +51,8 @@ impl Anomalies {
     fn note_log(&mut self, log: &[String]) {
         if self.examples.len() < 20 {
             let from = log.len().saturating_sub(12);
-            self.examples.push(format!("  history: {}", log[from..].join("\n    ")));
+            self.examples
+                .push(format!("  history: {}", log[from..].join("\n    ")));
         }
     }
 
@@ -124,13 +125,22 @@ impl KeyModel {
             Some(true) => {
                 if !self.possible.iter().any(|p| maybe_absent(p, w)) {
                     an.create_conflicts += 1;
-                    an.note("create over a live record", &self.key, format!("{:?}", self.possible));
+                    an.note(
+                        "create over a live record",
+                        &self.key,
+                        format!("{:?}", self.possible),
+                    );
                     an.note_log(&self.log);
                 }
                 self.settle(Some(v));
             }
             Some(false) => {
-                let live: Vec<_> = self.possible.iter().filter(|p| maybe_live(p, w)).cloned().collect();
+                let live: Vec<_> = self
+                    .possible
+                    .iter()
+                    .filter(|p| maybe_live(p, w))
+                    .cloned()
+                    .collect();
                 if live.is_empty() {
                     an.create_conflicts += 1;
                     an.note("create refused on an absent key", &self.key, String::new());
@@ -151,7 +161,13 @@ impl KeyModel {
         }
     }
 
-    pub(crate) fn on_touch(&mut self, at: Option<SystemTime>, res: Option<bool>, w: Window, an: &mut Anomalies) {
+    pub(crate) fn on_touch(
+        &mut self,
+        at: Option<SystemTime>,
+        res: Option<bool>,
+        w: Window,
+        an: &mut Anomalies,
+    ) {
         let touched: Vec<_> = self
             .possible
             .iter()
@@ -161,13 +177,21 @@ impl KeyModel {
         match res {
             Some(true) if touched.is_empty() => {
                 an.resurrected += 1;
-                an.note("touch found a record that cannot exist", &self.key, String::new());
+                an.note(
+                    "touch found a record that cannot exist",
+                    &self.key,
+                    String::new(),
+                );
             }
             Some(true) => self.possible = touched,
             Some(false) => {
                 if !self.possible.iter().any(|p| maybe_absent(p, w)) {
                     an.lost += 1;
-                    an.note("touch missed a live record", &self.key, format!("{:?}", self.possible));
+                    an.note(
+                        "touch missed a live record",
+                        &self.key,
+                        format!("{:?}", self.possible),
+                    );
                 }
                 self.settle(None);
             }
@@ -205,7 +229,11 @@ impl KeyModel {
                 an.note_log(&self.log);
             } else {
                 an.stale += 1;
-                an.note("stale", &self.key, format!("read {value:?}, possible {:?}", self.possible));
+                an.note(
+                    "stale",
+                    &self.key,
+                    format!("read {value:?}, possible {:?}", self.possible),
+                );
                 an.note_log(&self.log);
             }
             return;
@@ -213,14 +241,20 @@ impl KeyModel {
         let close = same_value.iter().any(|(_, e)| match (e, expires_at) {
             (None, None) => true,
             (Some(a), Some(b)) => {
-                a.duration_since(b).or_else(|_| b.duration_since(*a)).unwrap_or_default()
+                a.duration_since(b)
+                    .or_else(|_| b.duration_since(*a))
+                    .unwrap_or_default()
                     <= EXPIRY_TOLERANCE
             }
             _ => false,
         });
         if !close {
             an.expiry += 1;
-            an.note("expiry", &self.key, format!("read {expires_at:?}, possible {:?}", self.possible));
+            an.note(
+                "expiry",
+                &self.key,
+                format!("read {expires_at:?}, possible {:?}", self.possible),
+            );
         }
     }
 }

@@ -67,7 +67,10 @@ async fn run(seed: u64) {
         for k in 0..KEYS_PER_WORKER {
             let key = format!("sess:{w}-{k}");
             let val: Val = (format!("init-{w}-{k}").into(), ttl(&clock, &mut rng));
-            let record = Record { value: val.0.clone(), expires_at: val.1 };
+            let record = Record {
+                value: val.0.clone(),
+                expires_at: val.1,
+            };
             old.raw().set(&key, record).await.unwrap();
             keys.push(KeyModel::new(key, Some(val)));
         }
@@ -103,10 +106,17 @@ async fn run(seed: u64) {
     new.set_mode(Mode::Up);
     for model in &all {
         let w = window_now(&clock);
-        let read = m.get(&model.key).await.unwrap().map(|r| (r.value, r.expires_at));
+        let read = m
+            .get(&model.key)
+            .await
+            .unwrap()
+            .map(|r| (r.value, r.expires_at));
         model.on_get(read, w, &mut anomalies);
     }
-    eprintln!("  {tally:?}, phases {visited:?}, new holds {}", new.raw().len().await.unwrap());
+    eprintln!(
+        "  {tally:?}, phases {visited:?}, new holds {}",
+        new.raw().len().await.unwrap()
+    );
     assert_eq!(anomalies.total(), 0, "seed {seed}: {anomalies:#?}");
     assert!(tally.errors > 100, "outages must have bitten: {tally:?}");
     assert_eq!(m.handle().phase(), Phase::NewOnly);
@@ -130,12 +140,21 @@ fn ttl(clock: &MockClock, rng: &mut StdRng) -> Option<SystemTime> {
 
 fn window_now(clock: &MockClock) -> Window {
     let t = clock.now();
-    Window { before: t, after: t }
+    Window {
+        before: t,
+        after: t,
+    }
 }
 
 /// Steps through the phases as the workload progresses; returns the
 /// phases visited.
-async fn control(m: &Mig, old: &Faulty, new: &Faulty, clock: &MockClock, ops: &AtomicUsize) -> Vec<Phase> {
+async fn control(
+    m: &Mig,
+    old: &Faulty,
+    new: &Faulty,
+    clock: &MockClock,
+    ops: &AtomicUsize,
+) -> Vec<Phase> {
     use Mode::*;
     let h = m.handle().clone();
     let mut visited = vec![h.phase()];
@@ -184,7 +203,10 @@ async fn control(m: &Mig, old: &Faulty, new: &Faulty, clock: &MockClock, ops: &A
     step(7000).await;
     switch(Phase::ReadNew);
     // Bulk migration alongside the workload, in this process.
-    let config = BulkConfig::default().page_size(32).concurrency(8).verify(None);
+    let config = BulkConfig::default()
+        .page_size(32)
+        .concurrency(8)
+        .verify(None);
     let report = m.bulk().config(config).run().await.expect("bulk migration");
     let c = report.progress.counts;
     assert_eq!((c.failed, c.raced), (0, 0), "{report:?}");
@@ -220,7 +242,10 @@ async fn worker(
             0..50 => {
                 let res = m.get(&key).await;
                 tally.reads += 1;
-                let w = Window { before, after: clock.now() };
+                let w = Window {
+                    before,
+                    after: clock.now(),
+                };
                 if let Ok(read) = &res {
                     let read = read.as_ref().map(|r| (r.value.clone(), r.expires_at));
                     model.on_get(read, w, &mut an);
@@ -229,21 +254,43 @@ async fn worker(
             }
             50..70 => {
                 let v = fresh(&mut rng);
-                let res = m.set(&key, Record { value: v.0.clone(), expires_at: v.1 }).await;
+                let res = m
+                    .set(
+                        &key,
+                        Record {
+                            value: v.0.clone(),
+                            expires_at: v.1,
+                        },
+                    )
+                    .await;
                 model.on_set(v, res.is_ok());
                 res.is_ok()
             }
             70..82 => {
                 let v = fresh(&mut rng);
-                let res = m.create(&key, Record { value: v.0.clone(), expires_at: v.1 }).await;
-                let w = Window { before, after: clock.now() };
+                let res = m
+                    .create(
+                        &key,
+                        Record {
+                            value: v.0.clone(),
+                            expires_at: v.1,
+                        },
+                    )
+                    .await;
+                let w = Window {
+                    before,
+                    after: clock.now(),
+                };
                 model.on_create(v, res.as_ref().ok().copied(), w, &mut an);
                 res.is_ok()
             }
             82..92 => {
                 let at = ttl(&clock, &mut rng);
                 let res = m.touch(&key, at).await;
-                let w = Window { before, after: clock.now() };
+                let w = Window {
+                    before,
+                    after: clock.now(),
+                };
                 model.on_touch(at, res.as_ref().ok().copied(), w, &mut an);
                 res.is_ok()
             }
@@ -255,7 +302,13 @@ async fn worker(
         };
         let phase = m.handle().phase();
         let (o, n) = (old_mode(&m), new_mode(&m));
-        model.log.push(format!("#{seq} roll {roll} ok {ok} phase {phase} old {o:?} new {n:?} t {:?}", before.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()));
+        model.log.push(format!(
+            "#{seq} roll {roll} ok {ok} phase {phase} old {o:?} new {n:?} t {:?}",
+            before
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        ));
         tally.ops += 1;
         tally.errors += u64::from(!ok);
         ops.fetch_add(1, Ordering::SeqCst);

@@ -61,7 +61,14 @@ impl KeyLocks {
     }
 }
 
-/// What [`copy_key`] did.
+/// Whether two records are equal; cheap when both share one buffer (an
+/// in-process store hands out clones of the same bytes).
+fn same_record(a: &Record, b: &Record) -> bool {
+    let same_buffer = a.value.as_ptr() == b.value.as_ptr() && a.value.len() == b.value.len();
+    a.expires_at == b.expires_at && (same_buffer || a.value == b.value)
+}
+
+/// What [`Copier::copy_key`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CopyOutcome {
     /// New now holds this record, checked against old after the write.
@@ -120,7 +127,7 @@ impl Copier<'_> {
                     return Err(e);
                 }
             };
-            if again.as_ref() == Some(&rec) {
+            if again.as_ref().is_some_and(|again| same_record(again, &rec)) {
                 return Ok(CopyOutcome::Copied(rec));
             }
             // Old changed or lost the key while we copied: the copy may be

@@ -58,7 +58,13 @@ impl Phase {
     pub const fn write_percent(self) -> u8 {
         match self {
             Phase::OldOnly => 0,
-            Phase::WriteBoth { percent } => if percent > 100 { 100 } else { percent },
+            Phase::WriteBoth { percent } => {
+                if percent > 100 {
+                    100
+                } else {
+                    percent
+                }
+            }
             Phase::ReadNew | Phase::NewOnly => 100,
         }
     }

@@ -68,13 +68,21 @@ async fn write_percent_extremes_and_same_key_same_store() {
     for i in 0..200 {
         m0.set(&format!("a{i}"), rec("v")).await.unwrap();
     }
-    assert_eq!(new.raw().len().await.unwrap(), 0, "0 % writes nothing to new");
+    assert_eq!(
+        new.raw().len().await.unwrap(),
+        0,
+        "0 % writes nothing to new"
+    );
 
     let m100 = migration(&clock, &old, &new, Phase::write_both(100));
     for i in 0..200 {
         m100.set(&format!("b{i}"), rec("v")).await.unwrap();
     }
-    assert_eq!(new.raw().len().await.unwrap(), 200, "100 % writes every key");
+    assert_eq!(
+        new.raw().len().await.unwrap(),
+        200,
+        "100 % writes every key"
+    );
 
     // Two independent migrations (two processes) agree on every key, on
     // every write.
@@ -111,7 +119,10 @@ async fn copy_on_read_keeps_the_remaining_expiry() {
     assert_eq!(copy.value, "data");
     let forever = m.get("forever").await.unwrap().unwrap();
     assert_eq!(forever.expires_at, None);
-    assert_eq!(new.raw().get("forever").await.unwrap().unwrap().expires_at, None);
+    assert_eq!(
+        new.raw().get("forever").await.unwrap().unwrap().expires_at,
+        None
+    );
 
     clock.advance(Duration::from_secs(61));
     assert_eq!(m.get("sess").await.unwrap(), None, "expires on time in new");
@@ -159,7 +170,13 @@ fn handle_refuses_lossy_switches_and_parses_phases() {
     ] {
         assert_eq!(p.to_string().parse::<Phase>(), Ok(p));
     }
-    for bad in ["", "write-both", "write-both:101", "write-both:-1", "read_new"] {
+    for bad in [
+        "",
+        "write-both",
+        "write-both:101",
+        "write-both:-1",
+        "read_new",
+    ] {
         assert!(bad.parse::<Phase>().is_err(), "{bad:?}");
     }
 }
@@ -225,7 +242,11 @@ async fn read_new_create_sees_both_stores() {
     assert!(!m.create("in-old", rec("x")).await.unwrap());
     new.raw().set("in-new", rec("n")).await.unwrap();
     assert!(!m.create("in-new", rec("x")).await.unwrap());
-    assert_eq!(value(&old, "in-new").await, None, "our create in old undone");
+    assert_eq!(
+        value(&old, "in-new").await,
+        None,
+        "our create in old undone"
+    );
     assert!(m.create("fresh", rec("f")).await.unwrap());
     assert!(value(&old, "fresh").await.is_some() && value(&new, "fresh").await.is_some());
 }
@@ -255,8 +276,16 @@ async fn a_failed_write_to_both_never_leaves_new_ahead_of_old() {
         let err = m.set("k", rec("v2")).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         old.set_down(false);
-        assert_eq!(value(&old, "k").await.as_deref(), Some(&b"v1"[..]), "{phase}");
-        assert_eq!(value(&new, "k").await, None, "{phase}: new must not keep v2");
+        assert_eq!(
+            value(&old, "k").await.as_deref(),
+            Some(&b"v1"[..]),
+            "{phase}"
+        );
+        assert_eq!(
+            value(&new, "k").await,
+            None,
+            "{phase}: new must not keep v2"
+        );
         assert_eq!(read(&m, "k").await, "v1", "{phase}");
         // Old applies the write but its answer is lost: new is cleared,
         // and both phases agree on what old now holds.
@@ -270,14 +299,22 @@ async fn a_failed_write_to_both_never_leaves_new_ahead_of_old() {
         assert!(m.set("k", rec("v4")).await.is_err());
         assert!(m.touch("k", None).await.is_err());
         new.set_down(false);
-        assert_eq!(value(&old, "k").await.as_deref(), Some(&b"v3"[..]), "{phase}");
+        assert_eq!(
+            value(&old, "k").await.as_deref(),
+            Some(&b"v3"[..]),
+            "{phase}"
+        );
         // New applies but loses its answer: the key is removed from new.
         new.raw().set("k", rec("v3")).await.unwrap();
         new.set_timeout_after_apply(true);
         assert!(m.set("k", rec("v5")).await.is_err());
         new.set_timeout_after_apply(false);
         assert_eq!(value(&new, "k").await, None, "{phase}");
-        assert_eq!(value(&old, "k").await.as_deref(), Some(&b"v3"[..]), "{phase}");
+        assert_eq!(
+            value(&old, "k").await.as_deref(),
+            Some(&b"v3"[..]),
+            "{phase}"
+        );
         m.delete("k").await.unwrap();
     }
 }
@@ -292,7 +329,10 @@ async fn touch_in_write_both_keeps_both_expiries_equal() {
     let at = clock.now() + Duration::from_secs(600);
     assert!(m.touch("k", Some(at)).await.unwrap());
     for s in [&old, &new] {
-        assert_eq!(s.raw().get("k").await.unwrap().unwrap().expires_at, Some(at));
+        assert_eq!(
+            s.raw().get("k").await.unwrap().unwrap().expires_at,
+            Some(at)
+        );
     }
     assert!(!m.touch("missing", Some(at)).await.unwrap());
 }
@@ -306,7 +346,10 @@ async fn new_only_leaves_old_alone() {
     assert_eq!(m.get("k").await.unwrap(), None, "no fallback");
     m.set("k2", rec("v")).await.unwrap();
     m.delete("k").await.unwrap();
-    assert_eq!(old.calls(Op::Set) + old.calls(Op::Delete) + old.calls(Op::Get), 0);
+    assert_eq!(
+        old.calls(Op::Set) + old.calls(Op::Delete) + old.calls(Op::Get),
+        0
+    );
     assert_eq!(value(&old, "k").await.as_deref(), Some(&b"old"[..]));
 }
 
@@ -328,5 +371,9 @@ async fn a_copy_whose_create_outcome_is_unknown_is_removed() {
     let got = task.await.unwrap().unwrap().unwrap();
     new.set_timeout_after_apply(false);
     assert_eq!(got.value, "v", "the read is served from old");
-    assert_eq!(value(&new, "k").await, None, "the unchecked copy was removed");
+    assert_eq!(
+        value(&new, "k").await,
+        None,
+        "the unchecked copy was removed"
+    );
 }

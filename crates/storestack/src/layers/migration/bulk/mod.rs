@@ -75,14 +75,16 @@ mod verify;
 use std::future::Future;
 use std::time::Duration;
 
-use futures::stream::{self, StreamExt};
+use std::task::Poll;
+
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
 pub use checkpoint::{Checkpoint, CheckpointState, FileCheckpoint, MemoryCheckpoint};
 pub use progress::{BulkReport, Counts, Progress, ProgressSink};
 pub use verify::{VerifyConfig, VerifyReport};
 
-use super::copy::{CopyOutcome, Copier, KeyLocks};
+use super::copy::{Copier, CopyOutcome, KeyLocks};
 use super::phase::key_hash;
 use crate::clock::{self, SharedClock};
 use crate::error::{ErrorKind, Op, Result, StoreError};
@@ -353,6 +355,9 @@ impl<'a> BulkMigrator<'a> {
             };
             progress.done = state.done;
             self.emit(progress);
+            // Let other tasks run between pages, even over a store whose
+            // calls never wait.
+            tokio::task::yield_now().await;
             match fetched {
                 None => return Ok(()),
                 Some(fetched) => page = fetched?,
@@ -372,10 +377,23 @@ impl<'a> BulkMigrator<'a> {
             scanned: keys.len() as u64,
             ..Counts::default()
         };
-        let mut copies = stream::iter(keys)
-            .map(|key| self.copy_record(key, limiter))
-            .buffer_unordered(self.config.concurrency.max(1));
-        while let Some(outcome) = copies.next().await {
+        let limit = self.config.concurrency.max(1);
+        let mut in_flight = FuturesUnordered::new();
+        for key in keys {
+            while in_flight.len() >= limit {
+                if let Some(outcome) = in_flight.next().await {
+                    counts.record(outcome?);
+                }
+            }
+            // A copy that completes on its first poll (an in-process store)
+            // never enters the concurrent set: that costs more than the copy.
+            let mut copy = Box::pin(self.copy_record(key, limiter));
+            match futures::poll!(copy.as_mut()) {
+                Poll::Ready(outcome) => counts.record(outcome?),
+                Poll::Pending => in_flight.push(copy),
+            }
+        }
+        while let Some(outcome) = in_flight.next().await {
             counts.record(outcome?);
         }
         Ok(counts)

@@ -13,7 +13,11 @@ use crate::{MemoryConfig, MemoryStore, Record};
 
 fn stores() -> (MockClock, TestStore, TestStore) {
     let clock = MockClock::new();
-    (clock.clone(), TestStore::new("old", &clock), TestStore::new("new", &clock))
+    (
+        clock.clone(),
+        TestStore::new("old", &clock),
+        TestStore::new("new", &clock),
+    )
 }
 
 /// `n` records: every third never expires, the others expire 1–2 h out.
@@ -32,13 +36,21 @@ async fn fill(old: &TestStore, clock: &MockClock, n: usize) {
 fn migrator<'a>(old: &'a TestStore, new: &'a TestStore, clock: &MockClock) -> BulkMigrator<'a> {
     BulkMigrator::new(old, new)
         .clock(Arc::new(clock.clone()))
-        .config(BulkConfig::default().page_size(100).retry_delay(Duration::from_millis(1)))
+        .config(
+            BulkConfig::default()
+                .page_size(100)
+                .retry_delay(Duration::from_millis(1)),
+        )
 }
 
 async fn assert_same(old: &TestStore, new: &TestStore, n: usize) {
     for i in 0..n {
         let key = format!("k{i:05}");
-        assert_eq!(old.raw().get(&key).await.unwrap(), new.raw().get(&key).await.unwrap(), "{key}");
+        assert_eq!(
+            old.raw().get(&key).await.unwrap(),
+            new.raw().get(&key).await.unwrap(),
+            "{key}"
+        );
     }
 }
 
@@ -57,10 +69,15 @@ async fn copies_every_record_with_its_expiry_and_verifies() {
     assert_eq!(report.progress.counts.copied, 1000);
     assert_same(&old, &new, 1000).await;
     let v = report.verify.unwrap();
-    assert_eq!((v.old_len, v.new_len, v.sampled, v.matched), (1000, 1000, 1000, 1000));
+    assert_eq!(
+        (v.old_len, v.new_len, v.sampled, v.matched),
+        (1000, 1000, 1000, 1000)
+    );
     let seen = seen.lock();
     assert_eq!(seen.len(), 11, "one per page and one at the end");
-    assert!(seen.windows(2).all(|w| w[0].counts.scanned <= w[1].counts.scanned));
+    assert!(seen
+        .windows(2)
+        .all(|w| w[0].counts.scanned <= w[1].counts.scanned));
     assert_eq!(seen[0].total_estimate, Some(1000));
     assert!(seen.last().unwrap().done && !seen[0].done);
 }
@@ -85,12 +102,21 @@ async fn skips_records_expired_by_the_time_of_the_copy() {
 async fn never_overwrites_a_record_already_in_new() {
     let (clock, old, new) = stores();
     fill(&old, &clock, 200).await;
-    new.raw().set("k00007", Record::never_expiring("newer")).await.unwrap();
+    new.raw()
+        .set("k00007", Record::never_expiring("newer"))
+        .await
+        .unwrap();
     let report = migrator(&old, &new, &clock).run().await.unwrap();
     assert_eq!(report.progress.counts.skipped_existing, 1);
     assert_eq!(report.progress.counts.copied, 199);
-    assert_eq!(new.raw().get("k00007").await.unwrap().unwrap().value, "newer");
-    assert!(!report.verify.unwrap().is_ok(), "the sample compare sees the difference");
+    assert_eq!(
+        new.raw().get("k00007").await.unwrap().unwrap().value,
+        "newer"
+    );
+    assert!(
+        !report.verify.unwrap().is_ok(),
+        "the sample compare sees the difference"
+    );
 }
 
 #[tokio::test]
@@ -126,7 +152,11 @@ async fn resumes_after_the_run_is_dropped_mid_page() {
     let c = report.progress.counts;
     assert_eq!(c.scanned, 1000);
     assert_eq!(c.copied + c.skipped_existing, 1000);
-    assert_eq!(c.copied, 1000 - (partial - 300), "the interrupted page's copies are found");
+    assert_eq!(
+        c.copied,
+        1000 - (partial - 300),
+        "the interrupted page's copies are found"
+    );
     assert!(report.is_success(), "{report:?}");
     assert_same(&old, &new, 1000).await;
 
@@ -142,7 +172,10 @@ async fn resumes_after_the_run_is_dropped_mid_page() {
 async fn dry_run_writes_nothing() {
     let (clock, old, new) = stores();
     fill(&old, &clock, 250).await;
-    new.raw().set("k00001", Record::never_expiring("x")).await.unwrap();
+    new.raw()
+        .set("k00001", Record::never_expiring("x"))
+        .await
+        .unwrap();
     let checkpoint = MemoryCheckpoint::new();
     let report = migrator(&old, &new, &clock)
         .config(BulkConfig::default().dry_run(true))
@@ -154,7 +187,10 @@ async fn dry_run_writes_nothing() {
     assert_eq!((c.copied, c.skipped_existing), (249, 1));
     assert!(report.progress.dry_run && report.verify.is_none());
     assert_eq!(new.raw().len().await.unwrap(), 1);
-    assert_eq!(new.calls(Op::Create) + new.calls(Op::Set) + new.calls(Op::Delete), 0);
+    assert_eq!(
+        new.calls(Op::Create) + new.calls(Op::Set) + new.calls(Op::Delete),
+        0
+    );
     assert_eq!(checkpoint.state(), None, "not even the checkpoint");
 }
 
@@ -173,7 +209,11 @@ async fn rate_limit_is_respected() {
     // 1000 records at 200/s, bursts of 2: 998 intervals of 5 ms.
     assert!(elapsed >= Duration::from_millis(4990), "{elapsed:?}");
     assert!(elapsed < Duration::from_millis(5100), "{elapsed:?}");
-    assert!((report.progress.rate - 200.0).abs() < 5.0, "{}", report.progress.rate);
+    assert!(
+        (report.progress.rate - 200.0).abs() < 5.0,
+        "{}",
+        report.progress.rate
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -182,7 +222,10 @@ async fn transient_errors_are_retried_then_counted() {
     fill(&old, &clock, 100).await;
     new.fail_next(20);
     let report = migrator(&old, &new, &clock).run().await.unwrap();
-    assert_eq!(report.progress.counts.copied, 100, "retries absorbed the blips");
+    assert_eq!(
+        report.progress.counts.copied, 100,
+        "retries absorbed the blips"
+    );
 
     let (clock, old, new) = stores();
     fill(&old, &clock, 100).await;
@@ -220,19 +263,29 @@ async fn a_non_transient_error_aborts_with_its_cause() {
     assert!(err.to_string().contains("bulk migration stopped"), "{err}");
     let cause = std::error::Error::source(&err).unwrap().to_string();
     assert!(cause.contains("larger than the maximum"), "{cause}");
-    assert_eq!(checkpoint.state(), None, "the failed page is not checkpointed");
+    assert_eq!(
+        checkpoint.state(),
+        None,
+        "the failed page is not checkpointed"
+    );
 }
 
 #[tokio::test]
 async fn a_delete_racing_the_copy_is_not_resurrected() {
     for recheck in [true, false] {
         let (clock, old, new) = stores();
-        old.raw().set("k", Record::never_expiring("v")).await.unwrap();
+        old.raw()
+            .set("k", Record::never_expiring("v"))
+            .await
+            .unwrap();
         let app = Migration::new(old.clone(), new.clone())
             .with_handle(MigrationHandle::new(Phase::ReadNew))
             .clock(clock.clone());
         let gate = old.gate(Op::Get, 0);
-        let cfg = BulkConfig::default().recheck(recheck).verify(None).estimate_total(false);
+        let cfg = BulkConfig::default()
+            .recheck(recheck)
+            .verify(None)
+            .estimate_total(false);
         let bulk = migrator(&old, &new, &clock).config(cfg);
         let run = bulk.run();
         let deleted = async {
@@ -257,7 +310,10 @@ async fn a_delete_racing_the_copy_is_not_resurrected() {
 async fn a_checkpoint_of_another_migration_is_refused() {
     let (clock, old, new) = stores();
     let checkpoint = MemoryCheckpoint::new();
-    checkpoint.save(&CheckpointState::new("redis -> mongodb")).await.unwrap();
+    checkpoint
+        .save(&CheckpointState::new("redis -> mongodb"))
+        .await
+        .unwrap();
     let err = migrator(&old, &new, &clock)
         .checkpoint(checkpoint)
         .run()
@@ -273,13 +329,25 @@ async fn verify_finds_missing_changed_and_late_records() {
     fill(&old, &clock, 100).await;
     migrator(&old, &new, &clock).run().await.unwrap();
     new.raw().delete("k00001").await.unwrap();
-    new.raw().set("k00002", Record::expiring_after("changed", Duration::from_secs(9))).await.unwrap();
+    new.raw()
+        .set(
+            "k00002",
+            Record::expiring_after("changed", Duration::from_secs(9)),
+        )
+        .await
+        .unwrap();
     let r4 = old.raw().get("k00004").await.unwrap().unwrap();
     let later = r4.expires_at.unwrap() + Duration::from_secs(5);
-    new.raw().set("k00004", Record::expiring_at(r4.value.clone(), later)).await.unwrap();
+    new.raw()
+        .set("k00004", Record::expiring_at(r4.value.clone(), later))
+        .await
+        .unwrap();
     let r5 = old.raw().get("k00005").await.unwrap().unwrap();
     let close = r5.expires_at.unwrap() + Duration::from_millis(500);
-    new.raw().set("k00005", Record::expiring_at(r5.value, close)).await.unwrap();
+    new.raw()
+        .set("k00005", Record::expiring_at(r5.value, close))
+        .await
+        .unwrap();
 
     let check = migrator(&old, &new, &clock)
         .config(BulkConfig::default().verify(Some(VerifyConfig::default().samples(100).seed(7))));

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use metrics::{
-    Counter, CounterFn, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder,
-    SharedString, Unit,
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder, SharedString,
+    Unit,
 };
 use parking_lot::Mutex;
 
@@ -27,7 +27,10 @@ impl CounterFn for Handle {
         *self.into.values.lock().entry(self.key.clone()).or_default() += value as f64;
     }
     fn absolute(&self, value: u64) {
-        self.into.values.lock().insert(self.key.clone(), value as f64);
+        self.into
+            .values
+            .lock()
+            .insert(self.key.clone(), value as f64);
     }
 }
 
@@ -89,17 +92,29 @@ fn every_switch_is_counted_and_gauged() {
     let get = |k: &str| v.get(k).copied();
     let changes = "storestack_migration_phase_changes_total";
     assert_eq!(
-        get(&format!("{changes}{{from=old-only,migration=sessions,to=write-both}}")),
+        get(&format!(
+            "{changes}{{from=old-only,migration=sessions,to=write-both}}"
+        )),
         Some(1.0)
     );
     assert_eq!(
-        get(&format!("{changes}{{from=write-both,migration=sessions,to=read-new}}")),
+        get(&format!(
+            "{changes}{{from=write-both,migration=sessions,to=read-new}}"
+        )),
         Some(1.0)
     );
     assert_eq!(
-        get(&format!("{changes}{{from=read-new,migration=sessions,to=write-both}}")),
+        get(&format!(
+            "{changes}{{from=read-new,migration=sessions,to=write-both}}"
+        )),
         Some(1.0)
     );
-    assert_eq!(get("storestack_migration_phase{migration=sessions}"), Some(1.0));
-    assert_eq!(get("storestack_migration_write_percent{migration=sessions}"), Some(50.0));
+    assert_eq!(
+        get("storestack_migration_phase{migration=sessions}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        get("storestack_migration_write_percent{migration=sessions}"),
+        Some(50.0)
+    );
 }

@@ -59,7 +59,10 @@ async fn delete_in_the_same_process_waits_for_the_copy() {
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }
-    assert!(!del.is_finished(), "the delete must wait for the key's lock");
+    assert!(
+        !del.is_finished(),
+        "the delete must wait for the key's lock"
+    );
     assert_eq!(old.calls(Op::Delete), 0);
     gate.release();
     // The read is ordered before the delete: it sees the record ...
@@ -75,7 +78,10 @@ async fn touch_from_another_process_is_not_undone_by_the_copy() {
     let (clock, old, new) = stores();
     let e1 = clock.now() + Duration::from_secs(60);
     let e2 = clock.now() + Duration::from_secs(3600);
-    old.raw().set("k", Record::expiring_at("v", e1)).await.unwrap();
+    old.raw()
+        .set("k", Record::expiring_at("v", e1))
+        .await
+        .unwrap();
     let copier: M = Arc::new(migration(&clock, &old, &new, Phase::ReadNew));
     let other = migration(&clock, &old, &new, Phase::ReadNew);
     let gate = old.gate(Op::Get, 0);
@@ -85,7 +91,11 @@ async fn touch_from_another_process_is_not_undone_by_the_copy() {
     gate.release();
     assert_eq!(read.await.unwrap().unwrap().unwrap().expires_at, Some(e2));
     let copy = new.raw().get("k").await.unwrap().unwrap();
-    assert_eq!(copy.expires_at, Some(e2), "the copy carries the touched expiry");
+    assert_eq!(
+        copy.expires_at,
+        Some(e2),
+        "the copy carries the touched expiry"
+    );
 }
 
 #[tokio::test]
