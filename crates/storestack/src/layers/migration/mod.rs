@@ -94,7 +94,7 @@
 //! `ReadNew` falls back to old and the bulk migrator fills it.
 //!
 //! The phase is per process. In a fleet, move every instance through the
-//! same phases (a control record the instances poll is the simple way),
+//! same phases ([`PhaseControl`]: a control record the instances follow),
 //! run the bulk migrator only once every instance writes every key to both
 //! stores, and give restarted instances the fleet's high-water mark
 //! ([`MigrationHandle::raise_high_water`]).
@@ -175,6 +175,7 @@
 //! ```
 
 pub mod bulk;
+mod control;
 mod copy;
 mod layer;
 mod observe;
@@ -190,6 +191,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+pub use control::PhaseControl;
 pub use layer::MigrationLayer;
 pub use phase::{bucket, MigrationHandle, ParsePhaseError, Phase, PhaseError, PhaseState};
 

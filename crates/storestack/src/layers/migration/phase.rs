@@ -69,7 +69,7 @@ impl Phase {
         }
     }
 
-    fn normalized(self) -> Self {
+    pub(crate) fn normalized(self) -> Self {
         match self {
             Phase::WriteBoth { percent } => Phase::write_both(percent),
             p => p,
@@ -404,7 +404,7 @@ impl MigrationHandle {
 }
 
 /// Why `set` refuses to go from `from` to `to`, if it does.
-fn refusal(from: Phase, to: Phase) -> Option<PhaseError> {
+pub(crate) fn refusal(from: Phase, to: Phase) -> Option<PhaseError> {
     match (from, to) {
         (Phase::NewOnly, Phase::NewOnly) | (Phase::ReadNew, Phase::NewOnly) => None,
         (Phase::NewOnly, _) => Some(PhaseError::LeavingNewOnly),
