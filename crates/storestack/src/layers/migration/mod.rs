@@ -67,6 +67,16 @@
 //! touch that found no copy in new is repeated there after old: that is
 //! what makes the copy protocol below safe against a concurrent copier.
 //!
+//! # Reads in `ReadNew`
+//!
+//! Because of the invariant, old stays complete and current until
+//! `NewOnly`: in `ReadNew`, new serves reads (that is what the phase is
+//! for: load and warm it), and when new fails with a transient error the
+//! read is served from old instead (the error is returned only if old
+//! fails too). `len` and `scan` read old until `NewOnly`; a scan whose
+//! pages span the switch to `NewOnly` gets a cursor of the other store
+//! and must restart.
+//!
 //! # Copy on read
 //!
 //! In `ReadNew`, a miss in new reads old; a record found there is copied

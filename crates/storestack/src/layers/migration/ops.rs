@@ -14,8 +14,15 @@ use crate::store::{Record, Store};
 impl<O: Store, N: Store> Migration<O, N> {
     /// `get` in `ReadNew`: new, else old, copying old's record to new.
     pub(super) async fn read_new(&self, key: &str) -> Result<Option<Record>> {
-        if let Some(found) = self.new.get(key).await? {
-            return Ok(Some(found));
+        match self.new.get(key).await {
+            Ok(Some(found)) => return Ok(Some(found)),
+            Ok(None) => {}
+            // Old holds everything new does (the invariant), so it can
+            // serve while new is unreachable; no copy is attempted.
+            Err(e) if e.is_transient() => {
+                return self.old.get(key).await.map_err(|_| e);
+            }
+            Err(e) => return Err(e),
         }
         if !self.copy_on_read {
             return self.old.get(key).await;

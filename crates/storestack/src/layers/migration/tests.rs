@@ -377,3 +377,20 @@ async fn a_copy_whose_create_outcome_is_unknown_is_removed() {
         "the unchecked copy was removed"
     );
 }
+
+#[tokio::test]
+async fn read_new_serves_from_old_while_new_is_down() {
+    let (clock, old, new) = stores();
+    let m = migration(&clock, &old, &new, Phase::ReadNew);
+    m.set("k", rec("v")).await.unwrap();
+    new.set_down(true);
+    assert_eq!(read(&m, "k").await, "v");
+    assert_eq!(m.get("missing").await.unwrap(), None);
+    old.set_down(true);
+    let err = m.get("k").await.unwrap_err();
+    assert_eq!(err.store(), "new", "the error of new is reported");
+    // NewOnly has no fallback.
+    old.set_down(false);
+    m.handle().set(Phase::NewOnly).unwrap();
+    assert!(m.get("k").await.is_err());
+}
