@@ -9,8 +9,8 @@
 
 mod faulty;
 mod history;
+mod workload;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -24,6 +24,7 @@ use storestack::{Record, Store};
 
 use faulty::{Faulty, Mode};
 use history::{Anomalies, KeyModel, Val, Window};
+use workload::worker;
 
 const WORKERS: usize = 8;
 const KEYS_PER_WORKER: usize = 25;
@@ -71,7 +72,7 @@ async fn a_separate_bulk_migrator_leaves_an_exact_final_state() {
 }
 
 #[derive(Debug, Default)]
-struct Tally {
+pub(crate) struct Tally {
     ops: u64,
     errors: u64,
     reads: u64,
@@ -255,100 +256,4 @@ async fn control(
     step(10_500).await;
     new.set_mode(Up);
     visited
-}
-
-async fn worker(
-    m: Mig,
-    clock: MockClock,
-    ops: Arc<AtomicUsize>,
-    mut keys: Vec<KeyModel>,
-    mut rng: StdRng,
-    w: usize,
-) -> (Vec<KeyModel>, Anomalies, Tally) {
-    let mut an = Anomalies::default();
-    let mut tally = Tally::default();
-    for seq in 0..OPS_PER_WORKER {
-        let model = &mut keys[rng.gen_range(0..KEYS_PER_WORKER)];
-        let key = model.key.clone();
-        let before = clock.now();
-        let roll = rng.gen_range(0..100);
-        let fresh = |rng: &mut StdRng| -> Val { (format!("w{w}-{seq}").into(), ttl(&clock, rng)) };
-        let ok = match roll {
-            0..50 => {
-                let res = m.get(&key).await;
-                tally.reads += 1;
-                let w = Window {
-                    before,
-                    after: clock.now(),
-                };
-                if let Ok(read) = &res {
-                    let read = read.as_ref().map(|r| (r.value.clone(), r.expires_at));
-                    model.on_get(read, w, &mut an);
-                }
-                res.is_ok()
-            }
-            50..70 => {
-                let v = fresh(&mut rng);
-                let res = m
-                    .set(
-                        &key,
-                        Record {
-                            value: v.0.clone(),
-                            expires_at: v.1,
-                        },
-                    )
-                    .await;
-                model.on_set(v, res.is_ok());
-                res.is_ok()
-            }
-            70..82 => {
-                let v = fresh(&mut rng);
-                let res = m
-                    .create(
-                        &key,
-                        Record {
-                            value: v.0.clone(),
-                            expires_at: v.1,
-                        },
-                    )
-                    .await;
-                let w = Window {
-                    before,
-                    after: clock.now(),
-                };
-                model.on_create(v, res.as_ref().ok().copied(), w, &mut an);
-                res.is_ok()
-            }
-            82..92 => {
-                let at = ttl(&clock, &mut rng);
-                let res = m.touch(&key, at).await;
-                let w = Window {
-                    before,
-                    after: clock.now(),
-                };
-                model.on_touch(at, res.as_ref().ok().copied(), w, &mut an);
-                res.is_ok()
-            }
-            _ => {
-                let res = m.delete(&key).await;
-                model.on_delete(res.is_ok());
-                res.is_ok()
-            }
-        };
-        let phase = m.handle().phase();
-        let (o, n) = (old_mode(&m), new_mode(&m));
-        model.log.push(format!(
-            "#{seq} roll {roll} ok {ok} phase {phase} old {o:?} new {n:?} t {:?}",
-            before
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-        ));
-        tally.ops += 1;
-        tally.errors += u64::from(!ok);
-        ops.fetch_add(1, Ordering::SeqCst);
-        tokio::task::yield_now().await;
-    }
-    let _: HashMap<(), ()> = HashMap::new();
-    (keys, an, tally)
 }

@@ -29,7 +29,7 @@
 
 use std::time::Duration;
 
-use super::phase::refusal;
+use super::handle::refusal;
 use super::{MigrationHandle, Phase, PhaseState};
 use crate::error::{Op, Result, StoreError};
 use crate::store::{Record, Store};

@@ -187,6 +187,7 @@
 pub mod bulk;
 mod control;
 mod copy;
+mod handle;
 mod layer;
 mod observe;
 mod ops;
@@ -202,8 +203,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 pub use control::PhaseControl;
+pub use handle::{MigrationHandle, PhaseError};
 pub use layer::MigrationLayer;
-pub use phase::{bucket, MigrationHandle, ParsePhaseError, Phase, PhaseError, PhaseState};
+pub use phase::{bucket, ParsePhaseError, Phase, PhaseState};
 
 use crate::clock::{self, Clock, SharedClock};
 use crate::error::Result;
