@@ -1,31 +1,5 @@
-//! A control record through which an operator switches the phase of every
-//! running process at once: the operator (a CLI) [publishes](PhaseControl::publish)
-//! a phase; each process [follows](PhaseControl::follow) the record and
-//! applies it to its [`MigrationHandle`].
-//!
-//! The record is one never-expiring key in any store all processes reach
-//! (the old store with a key outside the application's key space is the
-//! usual choice). It carries the phase and the high-water mark, so a
-//! process that restarts mid-migration, or that missed an intermediate
-//! step, still protects the keys other processes wrote to the new store.
-//!
-//! ```
-//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use storestack::layers::migration::{MigrationHandle, Phase, PhaseControl};
-//! use storestack::MemoryStore;
-//!
-//! let control = PhaseControl::new(MemoryStore::new(), "storestack:migration:sessions");
-//! let handle = MigrationHandle::new(Phase::OldOnly);
-//! control.publish(Phase::write_both(50), false).await?;
-//! control.apply(&handle).await?;
-//! assert_eq!(handle.phase(), Phase::write_both(50));
-//! control.publish(Phase::write_both(10), false).await?; // back
-//! control.apply(&handle).await?;
-//! assert_eq!(handle.state().high_water, 50);
-//! assert!(control.publish(Phase::NewOnly, false).await.is_err()); // too early
-//! # Ok::<_, storestack::StoreError>(())
-//! # }).unwrap();
-//! ```
+//! The control record through which an operator switches every running
+//! process (see [`PhaseControl`]).
 
 use std::time::Duration;
 
@@ -36,7 +10,34 @@ use crate::store::{Record, Store};
 
 const MAGIC: &str = "storestack-migration-phase 1";
 
-/// The control record of a migration. See the [module docs](self).
+/// A control record through which an operator switches the phase of every
+/// running process at once: the operator (a CLI) [publishes](Self::publish)
+/// a phase; each process [follows](Self::follow) the record and
+/// applies it to its [`MigrationHandle`].
+///
+/// The record is one never-expiring key in any store all processes reach
+/// (the old store with a key outside the application's key space is the
+/// usual choice). It carries the phase and the high-water mark, so a
+/// process that restarts mid-migration, or that missed an intermediate
+/// step, still protects the keys other processes wrote to the new store.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use storestack::layers::migration::{MigrationHandle, Phase, PhaseControl};
+/// use storestack::MemoryStore;
+///
+/// let control = PhaseControl::new(MemoryStore::new(), "storestack:migration:sessions");
+/// let handle = MigrationHandle::new(Phase::OldOnly);
+/// control.publish(Phase::write_both(50), false).await?;
+/// control.apply(&handle).await?;
+/// assert_eq!(handle.phase(), Phase::write_both(50));
+/// control.publish(Phase::write_both(10), false).await?; // back
+/// control.apply(&handle).await?;
+/// assert_eq!(handle.state().high_water, 50);
+/// assert!(control.publish(Phase::NewOnly, false).await.is_err()); // too early
+/// # Ok::<_, storestack::StoreError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct PhaseControl<S> {
     store: S,
