@@ -1,4 +1,6 @@
-//! One worker of the session-like workload: its own keys, a seeded mix of
+//! One worker of the session-like workload: its own keys (so one key's
+//! operations are sequential), each operation sent to any instance of the
+//! fleet, a seeded mix of
 //! reads (50 %), writes (20 %), creates (12 %), touches (10 %) and deletes
 //! (8 %), each reported to the key's model.
 
@@ -14,7 +16,7 @@ use crate::history::{Anomalies, KeyModel, Val, Window};
 use crate::{new_mode, old_mode, ttl, Mig, Tally, KEYS_PER_WORKER, OPS_PER_WORKER};
 
 pub(crate) async fn worker(
-    m: Mig,
+    fleet: Vec<Mig>,
     clock: MockClock,
     ops: Arc<AtomicUsize>,
     mut keys: Vec<KeyModel>,
@@ -25,6 +27,11 @@ pub(crate) async fn worker(
     let mut tally = Tally::default();
     for seq in 0..OPS_PER_WORKER {
         let model = &mut keys[rng.gen_range(0..KEYS_PER_WORKER)];
+        // No sticky sessions: any instance serves any request.
+        let m = match fleet.len() {
+            1 => &fleet[0],
+            n => &fleet[rng.gen_range(0..n)],
+        };
         let key = model.key.clone();
         let before = clock.now();
         let roll = rng.gen_range(0..100);

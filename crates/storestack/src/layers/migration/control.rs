@@ -20,6 +20,8 @@ const MAGIC: &str = "storestack-migration-phase 1";
 /// usual choice). It carries the phase and the high-water mark, so a
 /// process that restarts mid-migration, or that missed an intermediate
 /// step, still protects the keys other processes wrote to the new store.
+/// A process [applies](Self::apply) it once before serving, then follows
+/// it; the operator switches with [`publish_staged`](Self::publish_staged).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -82,10 +84,50 @@ impl<S: Store> PhaseControl<S> {
             phase: phase.normalized(),
             high_water,
         };
+        self.write(state).await?;
+        Ok(state)
+    }
+
+    /// Raises the published high-water mark to at least `percent`,
+    /// keeping the published phase.
+    pub async fn raise_high_water(&self, percent: u8) -> Result<PhaseState> {
+        let current = self.read().await?;
+        let state = PhaseState {
+            phase: current.map_or(Phase::OldOnly, |s| s.phase),
+            high_water: current.map_or(0, |s| s.high_water).max(percent.min(100)),
+        };
+        self.write(state).await?;
+        Ok(state)
+    }
+
+    /// Switches a fleet safely: when `phase` writes a larger share of keys
+    /// to new than the published high-water mark covers, publishes the
+    /// higher mark first and waits `settle` (longer than the followers'
+    /// interval plus the longest operation) before publishing the phase,
+    /// so that no process writes a key to old only while another writes it
+    /// to both. Refused switches are refused before anything is written.
+    pub async fn publish_staged(
+        &self,
+        phase: Phase,
+        force: bool,
+        settle: Duration,
+    ) -> Result<PhaseState> {
+        let current = self.read().await?;
+        let from = current.map_or(Phase::OldOnly, |s| s.phase);
+        if refusal(from, phase).is_some() && !force {
+            return self.publish(phase, force).await;
+        }
+        if phase.write_percent() > current.map_or(0, |s| s.high_water) {
+            self.raise_high_water(phase.write_percent()).await?;
+            tokio::time::sleep(settle).await;
+        }
+        self.publish(phase, force).await
+    }
+
+    async fn write(&self, state: PhaseState) -> Result<()> {
         self.store
             .set(&self.key, Record::never_expiring(encode(state)))
-            .await?;
-        Ok(state)
+            .await
     }
 
     /// Applies the published state (if any) to `handle` and returns it.
@@ -179,6 +221,44 @@ mod tests {
         assert_eq!(a.phase(), Phase::ReadNew);
         fa.abort();
         fb.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_staged_publish_raises_the_high_water_before_the_phase() {
+        let control = PhaseControl::new(MemoryStore::new(), "ctl");
+        let h = MigrationHandle::default();
+        let follower = control.clone().follow(h.clone(), Duration::from_secs(1));
+        let publisher = {
+            let control = control.clone();
+            tokio::spawn(async move {
+                control
+                    .publish_staged(Phase::write_both(50), false, Duration::from_secs(3))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(h.state().high_water, 50, "the mark first");
+        assert_eq!(h.phase(), Phase::OldOnly, "the phase later");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(h.phase(), Phase::write_both(50));
+        publisher.await.unwrap().unwrap();
+        // Lowering the share needs no stage; a refused switch writes nothing.
+        let t0 = tokio::time::Instant::now();
+        let long = Duration::from_secs(60);
+        control
+            .publish_staged(Phase::write_both(10), false, long)
+            .await
+            .unwrap();
+        assert!(control
+            .publish_staged(Phase::NewOnly, false, long)
+            .await
+            .is_err());
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        assert_eq!(
+            control.read().await.unwrap().unwrap().phase,
+            Phase::write_both(10)
+        );
+        follower.abort();
     }
 
     #[tokio::test]

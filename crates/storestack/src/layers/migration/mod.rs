@@ -13,7 +13,7 @@
 //! | `OldOnly` | old | old | old | old |
 //! | `WriteBoth { percent }` | old | [bucket] < percent: new, then old; others: old | new, old, new | old |
 //! | `ReadNew` | new, else old (copied to new) | new, then old | new, old, new | old |
-//! | `NewOnly` | new | new | new | new |
+//! | `NewOnly` | new | new | new, then old (best effort) | new |
 //!
 //! A key's [bucket] is a stable hash of the key (SipHash-1-3 with fixed
 //! keys, modulo 100): the same key always gets the same answer, in every
@@ -103,12 +103,45 @@
 //! writing old). A missing key in new is always safe before `NewOnly`:
 //! `ReadNew` falls back to old and the bulk migrator fills it.
 //!
-//! The phase is per process. In a fleet, move every instance through the
-//! same phases ([`PhaseControl`]: a control record the instances follow),
-//! run the bulk migrator only once every instance writes every key to both
-//! stores, and give restarted instances the fleet's high-water mark
-//! ([`MigrationHandle::raise_high_water`]).
+//! # Guarantees within a process and across processes
 //!
+//! Within a process: operations on one key that change a store take a
+//! per-key lock (256 stripes), read the phase under it, and run to the end
+//! under that phase, so both stores see one key's writes in the same order,
+//! a copy on read never interleaves with a write of its key, and a phase
+//! switch takes effect for a key once the operations in flight on it are
+//! done. Reads of new take no lock.
+//!
+//! Across processes nothing is shared but the stores:
+//!
+//! * Two processes writing one key at the same moment may reach the two
+//!   stores in different orders, leaving each store with a different last
+//!   write (a session written by two instances at once already has an
+//!   arbitrary winner; here the winner may differ per store until the next
+//!   write). Sticky sessions avoid it; verification finds it.
+//! * A copy (on read, or by a separately run bulk migrator) of a record a
+//!   process is deleting at that moment can be readable briefly, as said
+//!   above.
+//! * The phase is per process, and a fleet does not switch at one instant.
+//!   [`PhaseControl`] is a control record every process follows; it carries
+//!   the high-water mark with the phase. Processes at different phases are
+//!   safe together as long as every process's high-water mark covers the
+//!   largest share any process writes to new (100 once any is in
+//!   `ReadNew`): a process below the mark removes from new what it writes to
+//!   old only. [`PhaseControl::publish_staged`] raises the mark first, waits
+//!   for the fleet to pick it up, then switches the phase. A process that
+//!   starts mid-migration applies the record before it serves.
+//! * `NewOnly` deletes are also applied to old (best effort), so that an
+//!   instance still in `ReadNew` during the switch cannot find a deleted
+//!   key in old and copy it back. A touch that *shortens* an expiry in
+//!   `NewOnly` is not applied to old: a `ReadNew` straggler may copy the
+//!   longer one back after the shorter one passes, within the switch.
+//! * Run the bulk migrator once every process writes every key to both
+//!   stores (`WriteBoth { percent: 100 }` or `ReadNew` everywhere), and
+//!   switch to `NewOnly` once it verified; verification counts live keys
+//!   and byte-compares a sample, so rerun it if the application wrote
+//!   heavily meanwhile.
+
 //! # Metrics and events
 //!
 //! Every phase change emits a `tracing` info event (`migration phase

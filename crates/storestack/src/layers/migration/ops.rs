@@ -138,7 +138,17 @@ impl<O: Store, N: Store> Migration<O, N> {
         let route = self.route(hash, true);
         match route {
             Route::Old => self.old.delete(key).await,
-            Route::New => self.new.delete(key).await,
+            Route::New => {
+                let deleted = self.new.delete(key).await?;
+                // Best effort: an instance still in `ReadNew` while the
+                // fleet switches must not find the key in old and copy it
+                // back.
+                if let Err(e) = self.old.delete(key).await {
+                    tracing::debug!(migration = %self.handle.label(), key = %KeyHash::of(key),
+                        error = %e, "new-only delete could not clear the old store");
+                }
+                Ok(deleted)
+            }
             Route::Mirror | Route::Invalidate | Route::ReadNew => {
                 let in_new = self.new.delete(key).await?;
                 let in_old = self.old.delete(key).await?;

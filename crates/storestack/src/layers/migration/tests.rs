@@ -216,19 +216,24 @@ async fn switching_back_never_leaves_a_stale_copy() {
 }
 
 #[tokio::test]
-async fn new_only_leaves_old_alone() {
+async fn new_only_uses_old_only_to_clear_deletes() {
     let (clock, old, new) = stores();
     let m = migration(&clock, &old, &new, Phase::ReadNew);
     m.handle().set(Phase::NewOnly).unwrap();
     old.raw().set("k", rec("old")).await.unwrap();
     assert_eq!(m.get("k").await.unwrap(), None, "no fallback");
     m.set("k2", rec("v")).await.unwrap();
-    m.delete("k").await.unwrap();
-    assert_eq!(
-        old.calls(Op::Set) + old.calls(Op::Delete) + old.calls(Op::Get),
-        0
-    );
-    assert_eq!(value(&old, "k").await.as_deref(), Some(&b"old"[..]));
+    assert!(m.touch("k2", None).await.unwrap());
+    assert!(m.create("k3", rec("v")).await.unwrap());
+    let untouched = old.calls(Op::Set) + old.calls(Op::Get) + old.calls(Op::Create);
+    assert_eq!(untouched + old.calls(Op::Touch) + old.calls(Op::Delete), 0);
+    // A delete clears old too, so a straggler in ReadNew cannot copy the
+    // key back; old being down does not fail it.
+    new.raw().set("k", rec("new")).await.unwrap();
+    assert!(m.delete("k").await.unwrap());
+    assert_eq!(value(&old, "k").await, None);
+    old.set_down(true);
+    assert!(m.delete("k2").await.unwrap());
 }
 
 #[tokio::test]
