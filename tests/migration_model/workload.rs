@@ -99,7 +99,7 @@ pub(crate) async fn worker(
             }
         };
         let phase = m.handle().phase();
-        let (o, n) = (old_mode(&m), new_mode(&m));
+        let (o, n) = (old_mode(m), new_mode(m));
         model.log.push(format!(
             "#{seq} roll {roll} ok {ok} phase {phase} old {o:?} new {n:?} t {:?}",
             before
