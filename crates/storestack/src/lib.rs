@@ -54,6 +54,7 @@ pub use layers::instrumented::{InstrumentConfig, Instrumented, InstrumentedLayer
 pub use layers::compressed::{Codec, Compressed, CompressedLayer};
 #[cfg(feature = "encryption")]
 pub use layers::encrypted::{Algorithm, Encrypted, EncryptedLayer, Key, KeyError, Keyring};
+pub use layers::migration::{Migration, MigrationHandle, MigrationLayer, Phase};
 pub use layers::namespaced::{Namespaced, NamespacedLayer};
 #[cfg(feature = "retry")]
 pub use layers::retry::{Retry, RetryConfig, RetryLayer};
