@@ -88,11 +88,7 @@ impl<P: Store, S: Store> Shared<P, S> {
     #[inline]
     pub(crate) fn observe<T>(&self, side: Side, r: &Result<T>) {
         match r {
-            Ok(_) => {
-                if self.health.ok(side, self.store(side).name()) {
-                    self.wake.notify_one();
-                }
-            }
+            Ok(_) => self.observe_ok(side),
             Err(e) if e.is_transient() => {
                 self.health
                     .failed(side, self.store(side).name(), e.kind(), self.now())
@@ -101,10 +97,25 @@ impl<P: Store, S: Store> Shared<P, S> {
         }
     }
 
+    /// Records a success on `side` (the hot-path half of
+    /// [`observe`](Self::observe)).
+    #[inline]
+    fn observe_ok(&self, side: Side) {
+        if self.health.ok(side, self.store(side).name()) {
+            self.wake.notify_one();
+        }
+    }
+
     /// Key rules: the store-wide ones, plus the reserved prefix and the room
     /// the journal key needs.
     pub(crate) fn check_key(&self, op: Op, key: &str) -> Result<()> {
         limits::check_key(op, key)?;
+        self.check_reserved(op, key)
+    }
+
+    /// The fallback's own key rules: not the reserved prefix, and room for
+    /// the journal key.
+    pub(crate) fn check_reserved(&self, op: Op, key: &str) -> Result<()> {
         if self.names.is_reserved(key) {
             return Err(self
                 .error(ErrorKind::InvalidInput, op)
@@ -280,13 +291,56 @@ impl<P: Store, S: Store> Shared<P, S> {
     // ---- reads ------------------------------------------------------------
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Record>> {
-        self.check_key(Op::Get, key)?;
+        // The side stores check the rest of the key rules.
+        self.check_reserved(Op::Get, key)?;
+        if !self.mirror.is_empty() {
+            return Box::pin(self.get_slow(key)).await;
+        }
+        // The hot path: nothing journaled is known to this process. The rare
+        // cases are boxed, to keep this future small.
         let epoch = self.mirror.epoch();
-        let r = self.get_once(key).await;
-        match r {
-            // Reads take no lock: a repair of this process may have finished
-            // (and forgotten the key) while this read waited on a side that
-            // then failed. Look again.
+        match self.cfg.journal_check {
+            JournalCheck::Poll => match self.primary.get(key).await {
+                Ok(v) => {
+                    self.observe_ok(Side::Primary);
+                    Ok(v)
+                }
+                p => Box::pin(self.retry_get(key, epoch, self.finish_get(key, p))).await,
+            },
+            JournalCheck::PerRead => {
+                let jkey = self.names.journal_key(key);
+                let (p, j) = tokio::join!(self.primary.get(key), self.secondary.get(&jkey));
+                match (p, j) {
+                    (Ok(v), Ok(None)) => {
+                        self.observe_ok(Side::Primary);
+                        self.observe_ok(Side::Secondary);
+                        Ok(v)
+                    }
+                    (p, j) => {
+                        let rest = self.after_checked(key, epoch, p, j);
+                        Box::pin(self.retry_get(key, epoch, rest)).await
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads a key this process knows to be journaled.
+    async fn get_slow(&self, key: &str) -> Result<Option<Record>> {
+        let epoch = self.mirror.epoch();
+        self.retry_get(key, epoch, self.get_once(key)).await
+    }
+
+    /// Reads take no lock: a repair of this process may have finished (and
+    /// forgotten the key) while a read waited on a side that then failed.
+    /// Then the read looks again.
+    async fn retry_get(
+        &self,
+        key: &str,
+        epoch: u64,
+        first: impl std::future::Future<Output = Result<Option<Record>>>,
+    ) -> Result<Option<Record>> {
+        match first.await {
             Err(e) if e.is_transient() && self.mirror.epoch() != epoch => self.get_once(key).await,
             r => r,
         }
@@ -319,6 +373,18 @@ impl<P: Store, S: Store> Shared<P, S> {
         let jkey = self.names.journal_key(key);
         let epoch = self.mirror.epoch();
         let (p, j) = tokio::join!(self.primary.get(key), self.secondary.get(&jkey));
+        self.after_checked(key, epoch, p, j).await
+    }
+
+    /// The rest of [`get_checked`](Self::get_checked), given the primary's
+    /// answer `p` and the secondary's journal entry `j`.
+    async fn after_checked(
+        &self,
+        key: &str,
+        epoch: u64,
+        p: Result<Option<Record>>,
+        j: Result<Option<Record>>,
+    ) -> Result<Option<Record>> {
         self.observe(Side::Primary, &p);
         self.observe(Side::Secondary, &j);
         let Ok(Some(raw)) = j else {
