@@ -154,8 +154,9 @@ type Fb = Fallback<Switch, Switch>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Faults {
-    /// At most one side down; a side holding journal entries goes down only
-    /// after they are repaired (the documented precondition).
+    /// At most one side down, each outage separated from the next by more
+    /// than the longest operation; a side holding journal entries goes down
+    /// only after they are repaired (the documented precondition).
     Single,
     /// Any side, any time, both at once included.
     Double,
@@ -430,6 +431,9 @@ async fn chaos(
                     }
                     p.set_down(false);
                     s.set_down(false);
+                    // No operation may span two outages (then it saw both
+                    // sides fail): stay up longer than the longest one.
+                    tokio::time::sleep(ms(40)).await;
                 }
             }
             Faults::Single => {

@@ -3,8 +3,11 @@
 //! An entry `J(k)` stored on side X says "X holds the newest content of
 //! `k`; the other side may be stale". It is stored under
 //! `{prefix}j:{k}` with no expiry. Its value names two [stamps](Stamps):
-//! `pending` (written *before* a write on X whose outcome is not known yet)
-//! and `committed` (written after that write succeeded). When both sides
+//! `pending`, written *before* a write on X whose outcome is not known yet
+//! (and kept by a `touch` or `create`, whose outcome depended on what X
+//! held), and `committed`, written after a blind write (`set`, `delete`)
+//! succeeded on X. A pending entry keeps the committed stamp X already
+//! had. When both sides
 //! hold an entry, [`resolve`] picks the authority: the larger committed
 //! stamp wins, then the larger pending stamp, and a tie goes to the
 //! primary.

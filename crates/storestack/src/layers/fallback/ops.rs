@@ -43,6 +43,15 @@ impl Mutation {
         matches!(self, Mutation::Set(_) | Mutation::Delete)
     }
 
+    /// How strongly a successful application journals its side.
+    fn claim(&self) -> Claim {
+        if self.blind() {
+            Claim::Committed
+        } else {
+            Claim::Weak
+        }
+    }
+
     /// Whether the outcome `out` changed the side.
     fn changed(&self, out: bool) -> bool {
         match self {
@@ -59,6 +68,19 @@ impl Mutation {
             Mutation::Touch(at) => store.touch(key, *at).await,
         }
     }
+}
+
+/// How strongly a journal entry claims that its side holds the newest write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// A blind write (`set`, `delete`) that succeeded: its side is the newest
+    /// whatever the other side holds.
+    Committed,
+    /// A write whose outcome depended on what its side held (`touch`,
+    /// `create`): a pending-only entry, which loses against any committed
+    /// entry of the other side (so that a touch or create decided by a stale
+    /// side in a double fault cannot make the stale copy win).
+    Weak,
 }
 
 /// Whether two reads of a key hold the same record (expiry compared to the
@@ -251,17 +273,24 @@ impl<P: Store, S: Store> Shared<P, S> {
     }
 
     /// `up` holds a write the other side missed: journal it on `up` with a
-    /// fresh committed stamp. Returns the journal write's error, if any.
-    pub(crate) async fn journal_after(&self, up: Side, key: &str) -> Result<()> {
+    /// fresh stamp. Returns the journal write's error, if any.
+    pub(crate) async fn journal_after(&self, up: Side, key: &str, claim: Claim) -> Result<()> {
         bump(&self.health.degraded_writes);
-        self.journal_fresh(up, key).await
+        self.journal_fresh(up, key, claim).await
     }
 
     /// Journals `up` as holding the newest write of `key`, with a stamp
     /// above every stamp known for it.
-    pub(crate) async fn journal_fresh(&self, up: Side, key: &str) -> Result<()> {
+    pub(crate) async fn journal_fresh(&self, up: Side, key: &str, claim: Claim) -> Result<()> {
         let before = self.mirror.get(key).unwrap_or_default();
-        let entry = Entry::committed(self.stamps.next_after(self.now(), &before));
+        let stamp = self.stamps.next_after(self.now(), &before);
+        let entry = match claim {
+            Claim::Committed => Entry::committed(stamp),
+            Claim::Weak => Entry {
+                committed: self.committed_on(up, key, &before).await?,
+                pending: Some(stamp),
+            },
+        };
         self.mirror.learn(key, up, entry);
         let r = self.write_entry(up, key, entry, true).await;
         if r.is_err() {
@@ -271,6 +300,20 @@ impl<P: Store, S: Store> Shared<P, S> {
             }
         }
         r
+    }
+
+    /// The committed stamp of `up`'s entry for `key`, which a new pending
+    /// entry must keep: from the mirror, else from the store (another
+    /// process's entry).
+    async fn committed_on(&self, up: Side, key: &str, known: &Pair) -> Result<Option<u64>> {
+        if let Some(e) = known.get(up) {
+            return Ok(e.committed);
+        }
+        let stored = self.read_entry(up, key).await?;
+        Ok(stored.and_then(|e| {
+            self.stamps.witness(e);
+            e.committed
+        }))
     }
 
     /// The authority for `key`: the mirror's if it knows one, else the
@@ -468,7 +511,7 @@ impl<P: Store, S: Store> Shared<P, S> {
             Err(e2) => {
                 // The first side took the write, the second did not: journal
                 // it so that the second is repaired (or never served).
-                let journaled = self.journal_after(first, key).await;
+                let journaled = self.journal_after(first, key, m.claim()).await;
                 match journaled {
                     Err(je) if e2.is_transient() => {
                         Err(self.both_failed(m.op(), (second, e2), (first, je)))
@@ -499,7 +542,7 @@ impl<P: Store, S: Store> Shared<P, S> {
                 // reference; make sure the secondary converges to it.
                 // Best effort: the operation itself succeeded on both sides.
                 if matches!(m, Mutation::Touch(_)) {
-                    let _ = self.journal_after(Side::Primary, key).await;
+                    let _ = self.journal_after(Side::Primary, key, Claim::Weak).await;
                 }
                 Ok(pr)
             }
@@ -548,7 +591,7 @@ impl<P: Store, S: Store> Shared<P, S> {
                 // with it, or journal it as stale.
                 match self.put(Side::Secondary, key, Some(record.clone())).await {
                     Ok(()) => Ok(true),
-                    Err(se) => match self.journal_after(Side::Primary, key).await {
+                    Err(se) => match self.journal_after(Side::Primary, key, Claim::Weak).await {
                         Ok(()) => Ok(true),
                         Err(je) if se.is_transient() => Err(self.both_failed(
                             Op::Create,
@@ -560,7 +603,7 @@ impl<P: Store, S: Store> Shared<P, S> {
                 }
             }
             Err(se) => {
-                let journaled = self.journal_after(Side::Primary, key).await;
+                let journaled = self.journal_after(Side::Primary, key, Claim::Weak).await;
                 match journaled {
                     Err(je) if se.is_transient() => Err(self.both_failed(
                         Op::Create,
@@ -593,7 +636,7 @@ impl<P: Store, S: Store> Shared<P, S> {
         let other = side.other();
         match self.put(other, key, Some(record.clone())).await {
             Ok(()) => Ok(true),
-            Err(e) if e.is_transient() => match self.journal_after(side, key).await {
+            Err(e) if e.is_transient() => match self.journal_after(side, key, Claim::Weak).await {
                 Ok(()) => Ok(true),
                 Err(je) => Err(self.both_failed(Op::Create, (other, e), (side, je))),
             },
@@ -612,11 +655,15 @@ impl<P: Store, S: Store> Shared<P, S> {
             // `up` is stale for this key; its answer would be wrong.
             return Err(self.newest_unreachable(op, down, first));
         }
-        let stamp = self.stamps.next_after(self.now(), &pair);
-        let pending = Entry {
-            committed: pair.get(up).and_then(|e| e.committed),
-            pending: Some(stamp),
+        let committed = match self.committed_on(up, key, &pair).await {
+            Ok(c) => c,
+            Err(e) => return Err(self.fail_on(op, (down, first), (up, e))),
         };
+        let pending = Entry {
+            committed,
+            pending: Some(self.stamps.next_after(self.now(), &pair)),
+        };
+        let stamp = pending.pending.unwrap_or_default();
         self.mirror.learn(key, up, pending);
         if let Err(e) = self.write_entry(up, key, pending, true).await {
             let after = self.mirror.get(key).unwrap_or_default();
@@ -629,7 +676,8 @@ impl<P: Store, S: Store> Shared<P, S> {
             Ok(out) => out,
             Err(e) => return Err(self.fail_on(op, (down, first), (up, e))),
         };
-        if m.changed(out) {
+        // A touch or create leaves its entry pending (weak): see `Claim`.
+        if m.changed(out) && m.claim() == Claim::Committed {
             let committed = Entry::committed(stamp);
             self.mirror.learn(key, up, committed);
             if let Err(e) = self.write_entry(up, key, committed, false).await {
