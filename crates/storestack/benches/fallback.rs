@@ -17,10 +17,13 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use storestack::layers::fallback::JournalCheck;
 use storestack::{Fallback, FallbackConfig, MemoryStore, Record, Store};
 
-const KEYS: usize = 100_000;
+/// Key-set sizes: one that fits in cache (the decorator's own cost) and
+/// one that does not (closer to a loaded server; the fallback touches two
+/// stores' memory).
+const SIZES: [usize; 2] = [1_000, 100_000];
 
-fn keys() -> Vec<String> {
-    (0..KEYS).map(|i| format!("sess:{i:016x}")).collect()
+fn keys(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("sess:{i:016x}")).collect()
 }
 
 fn record() -> Record {
@@ -65,9 +68,15 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let keys = keys();
-    let stores = stores(&rt, &keys);
-    let mut group = c.benchmark_group("fallback");
+    for n in SIZES {
+        bench_size(c, &rt, n);
+    }
+}
+
+fn bench_size(c: &mut Criterion, rt: &tokio::runtime::Runtime, n: usize) {
+    let keys = keys(n);
+    let stores = stores(rt, &keys);
+    let mut group = c.benchmark_group(format!("fallback-{n}-keys"));
     group.throughput(Throughput::Elements(1));
     for (name, store) in &stores {
         group.bench_function(BenchmarkId::new("get", name), |b| {
@@ -75,7 +84,7 @@ fn bench(c: &mut Criterion) {
                 timed(|| {
                     rt.block_on(async {
                         for i in 0..iters as usize {
-                            let key = &keys[(i * 7919) % KEYS];
+                            let key = &keys[(i * 7919) % n];
                             black_box(store.get(key).await.unwrap());
                         }
                     })
@@ -87,7 +96,7 @@ fn bench(c: &mut Criterion) {
                 timed(|| {
                     rt.block_on(async {
                         for i in 0..iters as usize {
-                            let key = &keys[(i * 7919) % KEYS];
+                            let key = &keys[(i * 7919) % n];
                             store.set(key, record()).await.unwrap();
                         }
                     })

@@ -205,6 +205,9 @@ impl Stamps {
     }
 }
 
+/// The reserved prefix when none (or an empty one) is configured.
+pub(crate) const DEFAULT_PREFIX: &str = "__fallback:";
+
 /// The reserved keys of a fallback, all under one prefix.
 #[derive(Debug, Clone)]
 pub(crate) struct Names {
@@ -216,6 +219,12 @@ pub(crate) struct Names {
 
 impl Names {
     pub(crate) fn new(prefix: &str) -> Self {
+        // An empty prefix would reserve every key.
+        let prefix = if prefix.is_empty() {
+            DEFAULT_PREFIX
+        } else {
+            prefix
+        };
         Names {
             prefix: prefix.to_owned(),
             journal: format!("{prefix}j:"),
@@ -556,5 +565,6 @@ mod tests {
         assert_eq!(n.max_key_len() + n.journal_prefix().len(), MAX_KEY_LEN);
         assert!(n.is_reserved("__fallback:anything"));
         assert!(!n.is_reserved("sess:1"));
+        assert_eq!(Names::new("").prefix, DEFAULT_PREFIX);
     }
 }

@@ -123,7 +123,7 @@ impl<P: Store, S: Store> Shared<P, S> {
     /// [`observe`](Self::observe)).
     #[inline]
     fn observe_ok(&self, side: Side) {
-        if self.health.ok(side, self.store(side).name()) {
+        if self.health.ok(side, || self.store(side).name()) {
             self.wake.notify_one();
         }
     }
@@ -479,7 +479,7 @@ impl<P: Store, S: Store> Shared<P, S> {
         let _guard = self.locks.lock(key).await;
         let known = self.mirror.get(key).and_then(|p| p.authority());
         match &m {
-            Mutation::Create(record) => self.create(key, &m, record, known).await,
+            Mutation::Create(record) => Box::pin(self.create(key, &m, record, known)).await,
             _ => self.write_both(key, &m, known).await,
         }
     }
@@ -495,7 +495,9 @@ impl<P: Store, S: Store> Shared<P, S> {
         let second = first.other();
         let r1 = match self.apply(first, key, m).await {
             Ok(r) => r,
-            Err(e) if e.is_transient() => return self.degraded(second, key, m, e).await,
+            Err(e) if e.is_transient() => {
+                return Box::pin(self.degraded(second, key, m, e)).await;
+            }
             Err(e) => return Err(e),
         };
         match self.apply(second, key, m).await {
@@ -506,12 +508,12 @@ impl<P: Store, S: Store> Shared<P, S> {
                 } else {
                     (r2, r1)
                 };
-                self.disagreement(key, m, known, pr, sr).await
+                Box::pin(self.disagreement(key, m, known, pr, sr)).await
             }
             Err(e2) => {
                 // The first side took the write, the second did not: journal
                 // it so that the second is repaired (or never served).
-                let journaled = self.journal_after(first, key, m.claim()).await;
+                let journaled = Box::pin(self.journal_after(first, key, m.claim())).await;
                 match journaled {
                     Err(je) if e2.is_transient() => {
                         Err(self.both_failed(m.op(), (second, e2), (first, je)))
@@ -573,7 +575,7 @@ impl<P: Store, S: Store> Shared<P, S> {
                 return Ok(false);
             }
             Err(pe) if pe.is_transient() => {
-                return self.degraded(Side::Secondary, key, m, pe).await;
+                return Box::pin(self.degraded(Side::Secondary, key, m, pe)).await;
             }
             Err(pe) => return Err(pe),
         }
