@@ -225,9 +225,11 @@ mod config;
 mod journal;
 mod layer;
 mod ops;
+mod read;
 mod repair;
 mod status;
 mod whole;
+mod write;
 
 use std::fmt;
 use std::sync::Arc;
