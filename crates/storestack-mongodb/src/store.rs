@@ -1,0 +1,450 @@
+//! [`MongoStore`]: the `Store` impl.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use mongodb::bson::raw::{RawBinaryRef, RawBsonRef};
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{doc, DateTime, Document, RawDocument, RawDocumentBuf};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, IndexModel};
+use storestack::limits::{self, Limits};
+use storestack::{ErrorKind, Op, Record, Result, ScanCursor, ScanPage, Store, StoreError};
+
+use crate::config::{
+    MongoConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_SERVER_SELECTION_TIMEOUT, MAX_VALUE_LEN,
+};
+use crate::error::{corrupt, from_driver, is_duplicate_key, STORE};
+use crate::scan::id_range;
+
+/// The field holding the value (BSON binary, generic subtype).
+pub const VALUE_FIELD: &str = "value";
+/// The field holding the expiry (BSON date, or null for never).
+pub const EXPIRES_FIELD: &str = "expires_at";
+/// The name of the TTL index on [`EXPIRES_FIELD`].
+pub const TTL_INDEX_NAME: &str = "storestack_expires_at_ttl";
+/// The most keys one scan page returns, whatever the limit asked.
+const MAX_SCAN_PAGE: usize = 10_000;
+
+/// Server error codes of an index that exists with other options or
+/// another name.
+const INDEX_CONFLICT_CODES: [i32; 2] = [85, 86];
+
+/// A [`Store`] on a MongoDB collection, one document per key. See the
+/// [crate docs](crate) for the document layout and the guarantees.
+///
+/// Cheap to clone: clones share the client and its connection pool.
+#[derive(Clone)]
+pub struct MongoStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    collection: Collection<RawDocumentBuf>,
+    config: MongoConfig,
+    limits: Limits,
+}
+
+impl fmt::Debug for MongoStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoStore")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MongoConfig {
+    /// The driver options this configuration gives: the URI's options with
+    /// the pool sizes and timeouts of this configuration applied. Useful to
+    /// build a raw [`Client`] that behaves like the store's (benchmarks).
+    pub async fn client_options(&self) -> Result<ClientOptions> {
+        let parse = ClientOptions::parse(&self.uri);
+        let mut opts = match tokio::time::timeout(self.operation_timeout, parse).await {
+            Ok(Ok(opts)) => opts,
+            // The driver's message may quote parts of the URI, credentials
+            // included: keep only the kind.
+            Ok(Err(e)) => {
+                let (kind, message) = match *e.kind {
+                    mongodb::error::ErrorKind::InvalidArgument { .. } => {
+                        (ErrorKind::InvalidInput, "invalid connection string")
+                    }
+                    _ => (ErrorKind::Unavailable, "cannot resolve the connection string"),
+                };
+                return Err(StoreError::new(kind, Op::Connect)
+                    .with_store(STORE)
+                    .with_message(message));
+            }
+            Err(_) => return Err(timed_out(Op::Connect, self.operation_timeout)),
+        };
+        opts.min_pool_size = self.min_pool_size.or(opts.min_pool_size);
+        opts.max_pool_size = self.max_pool_size.or(opts.max_pool_size);
+        opts.connect_timeout = self
+            .connect_timeout
+            .or(opts.connect_timeout)
+            .or(Some(DEFAULT_CONNECT_TIMEOUT));
+        opts.server_selection_timeout = self
+            .server_selection_timeout
+            .or(opts.server_selection_timeout)
+            .or(Some(DEFAULT_SERVER_SELECTION_TIMEOUT));
+        opts.app_name.get_or_insert_with(|| "storestack".to_owned());
+        Ok(opts)
+    }
+}
+
+impl MongoStore {
+    /// Connects and creates the TTL index on [`EXPIRES_FIELD`] if it is
+    /// missing (idempotent). Fails with `Unavailable` or `Timeout` if the
+    /// server cannot be reached within the configured timeouts, and with
+    /// `InvalidInput` for a bad configuration or a conflicting index.
+    pub async fn connect(config: MongoConfig) -> Result<Self> {
+        let invalid = |message: &'static str| {
+            StoreError::invalid_input(Op::Connect)
+                .with_store(STORE)
+                .with_message(message)
+        };
+        if config.max_value_len > MAX_VALUE_LEN {
+            return Err(invalid("max_value_len is over the 16 MiB document limit"));
+        }
+        if config.database.is_empty() || config.collection.is_empty() {
+            return Err(invalid("database and collection names must not be empty"));
+        }
+        let opts = config.client_options().await?;
+        let client = Client::with_options(opts).map_err(|e| from_driver(Op::Connect, e))?;
+        let collection = client
+            .database(&config.database)
+            .collection::<RawDocumentBuf>(&config.collection);
+        let store = MongoStore {
+            inner: Arc::new(Inner {
+                client,
+                collection,
+                limits: Limits::default().max_value_len(config.max_value_len),
+                config,
+            }),
+        };
+        store.timed(Op::Connect, store.ensure_ttl_index()).await?;
+        Ok(store)
+    }
+
+    /// The driver client (shared by clones of this store).
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The collection holding this store's documents.
+    pub fn collection(&self) -> &Collection<RawDocumentBuf> {
+        &self.inner.collection
+    }
+
+    /// The configuration the store was connected with.
+    pub fn config(&self) -> &MongoConfig {
+        &self.inner.config
+    }
+
+    async fn ensure_ttl_index(&self) -> Result<()> {
+        let options = IndexOptions::builder()
+            .name(TTL_INDEX_NAME.to_owned())
+            .expire_after(Duration::ZERO)
+            .build();
+        let model = IndexModel::builder()
+            .keys(doc! { EXPIRES_FIELD: 1 })
+            .options(options)
+            .build();
+        let err = match self.collection().create_index(model).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let conflict = matches!(&*err.kind, mongodb::error::ErrorKind::Command(c)
+            if INDEX_CONFLICT_CODES.contains(&c.code));
+        if !conflict {
+            return Err(from_driver(Op::Connect, err));
+        }
+        // An index on the field exists under another name: fine if it is
+        // the same TTL index.
+        let indexes = self.collection().list_indexes().await;
+        let mut cursor = indexes.map_err(|e| from_driver(Op::Connect, e))?;
+        while cursor
+            .advance()
+            .await
+            .map_err(|e| from_driver(Op::Connect, e))?
+        {
+            let index = cursor
+                .deserialize_current()
+                .map_err(|e| from_driver(Op::Connect, e))?;
+            let ttl = index.options.as_ref().and_then(|o| o.expire_after);
+            if index.keys == doc! { EXPIRES_FIELD: 1 } && ttl == Some(Duration::ZERO) {
+                return Ok(());
+            }
+        }
+        Err(StoreError::invalid_input(Op::Connect)
+            .with_store(STORE)
+            .with_message(format!(
+                "the collection has an index on {EXPIRES_FIELD} that is not a TTL index \
+                 with expireAfterSeconds 0"
+            ))
+            .with_source(err))
+    }
+
+    /// Runs `fut` within the operation timeout.
+    async fn timed<T>(&self, op: Op, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        let limit = self.inner.config.operation_timeout;
+        tokio::time::timeout(limit, fut)
+            .await
+            .unwrap_or_else(|_| Err(timed_out(op, limit)))
+    }
+
+    fn now(&self) -> SystemTime {
+        self.inner.config.clock.now()
+    }
+}
+
+fn timed_out(op: Op, limit: Duration) -> StoreError {
+    StoreError::timeout(op)
+        .with_store(STORE)
+        .with_message(format!("no answer within {} ms", limit.as_millis()))
+}
+
+/// The filter of documents live at `now`: no expiry, or one after `now`.
+fn live_at(now: SystemTime) -> Document {
+    let now = DateTime::from_system_time(now);
+    doc! { "$or": [ { EXPIRES_FIELD: null }, { EXPIRES_FIELD: { "$gt": now } } ] }
+}
+
+/// `{ _id: key }` and the documents live at `now`.
+fn live_key(key: &str, now: SystemTime) -> Document {
+    let mut filter = live_at(now);
+    filter.insert("_id", key);
+    filter
+}
+
+/// The stored form of a record, with `_id` when given (inserts) and
+/// without (replacements, which take it from the filter).
+fn encode(key: Option<&str>, record: &Record) -> RawDocumentBuf {
+    let mut doc = RawDocumentBuf::new();
+    if let Some(key) = key {
+        doc.append("_id", key);
+    }
+    let value = RawBinaryRef {
+        subtype: BinarySubtype::Generic,
+        bytes: &record.value,
+    };
+    doc.append_ref(VALUE_FIELD, value);
+    match record.expires_at {
+        Some(at) => doc.append(EXPIRES_FIELD, DateTime::from_system_time(at)),
+        None => doc.append_ref(EXPIRES_FIELD, RawBsonRef::Null),
+    }
+    doc
+}
+
+fn decode_expiry(op: Op, doc: &RawDocument) -> Result<Option<SystemTime>> {
+    match doc.get(EXPIRES_FIELD) {
+        Ok(Some(RawBsonRef::DateTime(at))) => Ok(Some(at.to_system_time())),
+        Ok(Some(RawBsonRef::Null) | None) => Ok(None),
+        _ => Err(corrupt(op, "stored expiry is not a date or null")),
+    }
+}
+
+fn decode_value(op: Op, doc: &RawDocument) -> Result<Bytes> {
+    match doc.get(VALUE_FIELD) {
+        Ok(Some(RawBsonRef::Binary(b))) => Ok(Bytes::copy_from_slice(b.bytes)),
+        _ => Err(corrupt(op, "stored value is not binary")),
+    }
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    fn name(&self) -> &str {
+        STORE
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Record>> {
+        limits::check_key(Op::Get, key)?;
+        let found = self
+            .timed(Op::Get, async {
+                let find = self.collection().find_one(doc! { "_id": key });
+                find.await.map_err(|e| from_driver(Op::Get, e))
+            })
+            .await?;
+        let Some(doc) = found else { return Ok(None) };
+        let expires_at = decode_expiry(Op::Get, &doc)?;
+        if storestack::store::is_expired(expires_at, self.now()) {
+            return Ok(None);
+        }
+        let value = decode_value(Op::Get, &doc)?;
+        Ok(Some(Record { value, expires_at }))
+    }
+
+    async fn set(&self, key: &str, record: Record) -> Result<()> {
+        self.inner.limits.check_write(Op::Set, key, &record)?;
+        if record.is_expired_at(self.now()) {
+            let delete = self.collection().delete_one(doc! { "_id": key });
+            return self
+                .timed(Op::Set, async {
+                    delete.await.map_err(|e| from_driver(Op::Set, e))?;
+                    Ok(())
+                })
+                .await;
+        }
+        let body = encode(None, &record);
+        self.timed(Op::Set, async {
+            let replace = || {
+                self.collection()
+                    .replace_one(doc! { "_id": key }, &body)
+                    .upsert(true)
+            };
+            match replace().await {
+                Ok(_) => Ok(()),
+                // Two first writes of a key raced and both tried to insert.
+                // Servers before 4.2 leave it to the client; once is
+                // enough, the document now exists.
+                Err(e) if is_duplicate_key(&e) => replace()
+                    .await
+                    .map(drop)
+                    .map_err(|e| from_driver(Op::Set, e)),
+                Err(e) => Err(from_driver(Op::Set, e)),
+            }
+        })
+        .await
+    }
+
+    async fn create(&self, key: &str, record: Record) -> Result<bool> {
+        self.inner.limits.check_write(Op::Create, key, &record)?;
+        let now = self.now();
+        let coll = self.collection();
+        if record.is_expired_at(now) {
+            // Stores nothing; succeeds unless a live record is there.
+            let find = coll.find_one(live_key(key, now)).projection(doc! { "_id": 1 });
+            let live = self
+                .timed(Op::Create, async {
+                    find.await.map_err(|e| from_driver(Op::Create, e))
+                })
+                .await?;
+            return Ok(live.is_none());
+        }
+        let doc = encode(Some(key), &record);
+        self.timed(Op::Create, async {
+            match coll.insert_one(&doc).await {
+                Ok(_) => return Ok(true),
+                Err(e) if is_duplicate_key(&e) => {}
+                Err(e) => return Err(from_driver(Op::Create, e)),
+            }
+            // The key exists. It must not block us if it is expired (the
+            // TTL monitor lags): replace it only if it still is, in one
+            // atomic, filtered upsert. A live document makes the filter
+            // miss, the upsert collide on `_id`, and the answer `false`; a
+            // document deleted meanwhile makes the upsert insert.
+            let mut expired = doc! { "_id": key };
+            expired.insert(
+                EXPIRES_FIELD,
+                doc! { "$lte": DateTime::from_system_time(now) },
+            );
+            let body = encode(None, &record);
+            match coll.replace_one(expired, &body).upsert(true).await {
+                Ok(r) => Ok(r.matched_count > 0 || r.upserted_id.is_some()),
+                Err(e) if is_duplicate_key(&e) => Ok(false),
+                Err(e) => Err(from_driver(Op::Create, e)),
+            }
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        limits::check_key(Op::Delete, key)?;
+        self.remove(Op::Delete, key).await
+    }
+
+    async fn touch(&self, key: &str, expires_at: Option<SystemTime>) -> Result<bool> {
+        limits::check_key(Op::Touch, key)?;
+        limits::check_expiry(Op::Touch, expires_at)?;
+        let now = self.now();
+        if storestack::store::is_expired(expires_at, now) {
+            return self.remove(Op::Touch, key).await;
+        }
+        let expiry = match expires_at {
+            Some(at) => DateTime::from_system_time(at).into(),
+            None => mongodb::bson::Bson::Null,
+        };
+        let update = self
+            .collection()
+            .update_one(live_key(key, now), doc! { "$set": { EXPIRES_FIELD: expiry } });
+        self.timed(Op::Touch, async {
+            let r = update.await.map_err(|e| from_driver(Op::Touch, e))?;
+            Ok(r.matched_count > 0)
+        })
+        .await
+    }
+
+    async fn scan(&self, prefix: &str, cursor: ScanCursor, limit: usize) -> Result<ScanPage> {
+        let limit = limit.clamp(1, MAX_SCAN_PAGE);
+        let mut filter = live_at(self.now());
+        filter.insert("_id", id_range(prefix, cursor.token()));
+        // One more than the page, to know whether another page follows.
+        let find = self
+            .collection()
+            .find(filter)
+            .sort(doc! { "_id": 1 })
+            .projection(doc! { "_id": 1 })
+            .limit(limit as i64 + 1)
+            .batch_size(limit as u32 + 1);
+        self.timed(Op::Scan, async {
+            let err = |e| from_driver(Op::Scan, e);
+            let mut docs = find.await.map_err(err)?;
+            let mut keys = Vec::with_capacity(limit + 1);
+            while docs.advance().await.map_err(err)? {
+                match docs.current().get("_id") {
+                    Ok(Some(RawBsonRef::String(id))) => keys.push(id.to_owned()),
+                    _ => return Err(corrupt(Op::Scan, "scanned _id is not a string")),
+                }
+            }
+            let next = (keys.len() > limit).then(|| {
+                keys.truncate(limit);
+                ScanCursor::from_token(keys[limit - 1].clone())
+            });
+            Ok(ScanPage { keys, next })
+        })
+        .await
+    }
+
+    async fn len(&self) -> Result<u64> {
+        let count = self.collection().count_documents(live_at(self.now()));
+        self.timed(Op::Len, async {
+            count.await.map_err(|e| from_driver(Op::Len, e))
+        })
+        .await
+    }
+
+    async fn clear(&self) -> Result<()> {
+        let delete = self.collection().delete_many(doc! {});
+        self.timed(Op::Clear, async {
+            delete.await.map_err(|e| from_driver(Op::Clear, e))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl MongoStore {
+    /// Deletes the document of `key`, expired or not, and says whether it
+    /// was live: one `findAndModify`, so an expired document is reclaimed
+    /// now rather than at the TTL monitor's next pass.
+    async fn remove(&self, op: Op, key: &str) -> Result<bool> {
+        let delete = self
+            .collection()
+            .find_one_and_delete(doc! { "_id": key })
+            .projection(doc! { "_id": 0, EXPIRES_FIELD: 1 });
+        let removed = self
+            .timed(op, async { delete.await.map_err(|e| from_driver(op, e)) })
+            .await?;
+        match removed {
+            Some(doc) => Ok(!storestack::store::is_expired(
+                decode_expiry(op, &doc)?,
+                self.now(),
+            )),
+            None => Ok(false),
+        }
+    }
+}
