@@ -4,5 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# MongoDB: a secantusd-rs on a free port, unless a server is given.
+if [ -z "${STORESTACK_MONGODB_URL:-}" ]; then
+    scripts/mongo.sh install
+    eval "$(scripts/mongo.sh start)"
+    trap 'scripts/mongo.sh stop' EXIT
+fi
+
 cargo test --workspace --all-targets "$@"
 cargo test --workspace --doc

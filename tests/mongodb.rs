@@ -256,7 +256,11 @@ async fn unicode_prefixes_scan_exactly_their_keys() {
     for prefix in ["ключ", "🔑", "a\u{10FFFF}", "клю", "a"] {
         let mut got = scan_all(&store, prefix).await;
         got.sort();
-        let mut want: Vec<&str> = keys.iter().copied().filter(|k| k.starts_with(prefix)).collect();
+        let mut want: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| k.starts_with(prefix))
+            .collect();
         want.sort();
         assert_eq!(got, want, "prefix {prefix:?}");
     }

@@ -60,7 +60,10 @@ async fn every_op_once(store: &Arc<MongoStore>, round: usize) -> Vec<(Op, Result
 /// missing.
 async fn own_server() -> Option<(Secantus, Arc<MongoStore>)> {
     let Some(bin) = mongo::secantusd_bin() else {
-        server_missing("the secantusd-rs binary", &"not on PATH nor in ~/.cargo/bin");
+        server_missing(
+            "the secantusd-rs binary",
+            &"not on PATH nor in ~/.cargo/bin",
+        );
         return None;
     };
     let server = Secantus::start(bin).expect("start secantusd-rs");
@@ -97,7 +100,9 @@ async fn outage_fails_fast_and_the_same_store_recovers() {
         return;
     };
     for i in 0..50 {
-        run(&store, Op::Set, i).await.expect("set before the outage");
+        run(&store, Op::Set, i)
+            .await
+            .expect("set before the outage");
     }
 
     // A workload that keeps running across the kill and the restart.
@@ -142,7 +147,9 @@ async fn outage_fails_fast_and_the_same_store_recovers() {
         killed.elapsed()
     );
 
-    server.restart().expect("restart secantusd-rs on the same port");
+    server
+        .restart()
+        .expect("restart secantusd-rs on the same port");
     let recovered = wait_for_recovery(&store).await;
     eprintln!("outage: every operation works again {recovered:?} after the restart");
 
@@ -153,7 +160,10 @@ async fn outage_fails_fast_and_the_same_store_recovers() {
     assert!(worst_failure <= OPERATION + SLACK, "{worst_failure:?}");
     assert!(ok > 0);
     // The store works as before, on the data the server kept.
-    store.set("after", Record::never_expiring("v")).await.unwrap();
+    store
+        .set("after", Record::never_expiring("v"))
+        .await
+        .unwrap();
     assert_eq!(
         store.get("after").await.unwrap().unwrap().value,
         "v",
@@ -166,7 +176,9 @@ async fn a_frozen_server_times_out_within_the_deadline() {
     let Some((server, store)) = own_server().await else {
         return;
     };
-    run(&store, Op::Set, 0).await.expect("set before the freeze");
+    run(&store, Op::Set, 0)
+        .await
+        .expect("set before the freeze");
     // Connections stay open but nothing answers: only deadlines help.
     server.pause();
     let mut worst = Duration::ZERO;

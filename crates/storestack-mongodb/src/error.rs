@@ -111,7 +111,9 @@ pub(crate) fn from_driver(op: Op, err: Error) -> StoreError {
 
 /// A stored document that is not what this store writes.
 pub(crate) fn corrupt(op: Op, message: &'static str) -> StoreError {
-    StoreError::corrupt(op).with_store(STORE).with_message(message)
+    StoreError::corrupt(op)
+        .with_store(STORE)
+        .with_message(message)
 }
 
 #[cfg(test)]

@@ -62,8 +62,20 @@ mod tests {
     #[test]
     fn range_holds_exactly_the_prefixed_keys() {
         let keys = [
-            "", "a", "a:", "a:0", "a:\u{10FFFF}", "a;", "a9", "ключ", "ключи", "ключ\u{10FFFF}x",
-            "клюя", "🔑", "🔑:1", "\u{10FFFF}",
+            "",
+            "a",
+            "a:",
+            "a:0",
+            "a:\u{10FFFF}",
+            "a;",
+            "a9",
+            "ключ",
+            "ключи",
+            "ключ\u{10FFFF}x",
+            "клюя",
+            "🔑",
+            "🔑:1",
+            "\u{10FFFF}",
         ];
         for prefix in keys {
             let end = prefix_successor(prefix);

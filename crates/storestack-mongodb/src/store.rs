@@ -73,7 +73,10 @@ impl MongoConfig {
                     mongodb::error::ErrorKind::InvalidArgument { .. } => {
                         (ErrorKind::InvalidInput, "invalid connection string")
                     }
-                    _ => (ErrorKind::Unavailable, "cannot resolve the connection string"),
+                    _ => (
+                        ErrorKind::Unavailable,
+                        "cannot resolve the connection string",
+                    ),
                 };
                 return Err(StoreError::new(kind, Op::Connect)
                     .with_store(STORE)
@@ -317,7 +320,9 @@ impl Store for MongoStore {
         let coll = self.collection();
         if record.is_expired_at(now) {
             // Stores nothing; succeeds unless a live record is there.
-            let find = coll.find_one(live_key(key, now)).projection(doc! { "_id": 1 });
+            let find = coll
+                .find_one(live_key(key, now))
+                .projection(doc! { "_id": 1 });
             let live = self
                 .timed(Op::Create, async {
                     find.await.map_err(|e| from_driver(Op::Create, e))
@@ -368,9 +373,10 @@ impl Store for MongoStore {
             Some(at) => DateTime::from_system_time(at).into(),
             None => mongodb::bson::Bson::Null,
         };
-        let update = self
-            .collection()
-            .update_one(live_key(key, now), doc! { "$set": { EXPIRES_FIELD: expiry } });
+        let update = self.collection().update_one(
+            live_key(key, now),
+            doc! { "$set": { EXPIRES_FIELD: expiry } },
+        );
         self.timed(Op::Touch, async {
             let r = update.await.map_err(|e| from_driver(Op::Touch, e))?;
             Ok(r.matched_count > 0)
