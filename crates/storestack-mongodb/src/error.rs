@@ -100,13 +100,18 @@ fn classify(err: &Error) -> (ErrorKind, &'static str) {
 }
 
 /// The [`StoreError`] of a failed driver call, with the driver error as its
-/// source.
+/// source (except for a duplicate key error, whose message holds the key).
 pub(crate) fn from_driver(op: Op, err: Error) -> StoreError {
     let (kind, message) = classify(&err);
-    StoreError::new(kind, op)
+    let store_err = StoreError::new(kind, op)
         .with_store(STORE)
-        .with_message(message)
-        .with_source(err)
+        .with_message(message);
+    // A duplicate key message quotes the key, a credential: keep it out of
+    // the error chain.
+    if is_duplicate_key(&err) {
+        return store_err;
+    }
+    store_err.with_source(err)
 }
 
 /// A stored document that is not what this store writes.
