@@ -251,9 +251,12 @@ fn decode_expiry(op: Op, doc: &RawDocument) -> Result<Option<SystemTime>> {
     }
 }
 
-fn decode_value(op: Op, doc: &RawDocument) -> Result<Bytes> {
+/// The value of a document, sharing the document's buffer (no copy).
+fn decode_value(op: Op, doc: RawDocumentBuf) -> Result<Bytes> {
+    let all = Bytes::from(doc.into_bytes());
+    let doc = RawDocument::from_bytes(&all).map_err(|_| corrupt(op, "malformed document"))?;
     match doc.get(VALUE_FIELD) {
-        Ok(Some(RawBsonRef::Binary(b))) => Ok(Bytes::copy_from_slice(b.bytes)),
+        Ok(Some(RawBsonRef::Binary(b))) => Ok(all.slice_ref(b.bytes)),
         _ => Err(corrupt(op, "stored value is not binary")),
     }
 }
@@ -277,7 +280,7 @@ impl Store for MongoStore {
         if storestack::store::is_expired(expires_at, self.now()) {
             return Ok(None);
         }
-        let value = decode_value(Op::Get, &doc)?;
+        let value = decode_value(Op::Get, doc)?;
         Ok(Some(Record { value, expires_at }))
     }
 
