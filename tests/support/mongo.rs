@@ -127,8 +127,30 @@ impl Secantus {
     }
 
     /// Freezes it (SIGSTOP): connections stay open, nothing answers.
+    /// Returns once every thread of the server is stopped (the signal
+    /// takes effect asynchronously).
     pub fn pause(&self) {
         self.signal("-STOP");
+        let pid = self.child.as_ref().expect("server running").id();
+        let stopped = || -> std::io::Result<bool> {
+            for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+                let stat = std::fs::read_to_string(task?.path().join("stat"))?;
+                // The state follows the parenthesised command name.
+                let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+                if !matches!(state, Some("T" | "t")) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !stopped().unwrap_or(false) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server threads did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Thaws it (SIGCONT).

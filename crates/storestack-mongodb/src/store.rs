@@ -6,33 +6,19 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use mongodb::bson::raw::{RawBinaryRef, RawBsonRef};
-use mongodb::bson::spec::BinarySubtype;
-use mongodb::bson::{doc, DateTime, Document, RawDocument, RawDocumentBuf};
-use mongodb::options::{ClientOptions, IndexOptions};
-use mongodb::{Client, Collection, IndexModel};
+use mongodb::bson::raw::RawBsonRef;
+use mongodb::bson::{doc, DateTime, RawDocumentBuf};
+use mongodb::{Client, Collection};
 use storestack::limits::{self, Limits};
-use storestack::{ErrorKind, Op, Record, Result, ScanCursor, ScanPage, Store, StoreError};
+use storestack::{Op, Record, Result, ScanCursor, ScanPage, Store, StoreError};
 
-use crate::config::{
-    MongoConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_SERVER_SELECTION_TIMEOUT, MAX_VALUE_LEN,
-};
+use crate::config::MongoConfig;
+use crate::document::{decode_expiry, decode_value, encode, live_at, live_key, EXPIRES_FIELD};
 use crate::error::{corrupt, from_driver, is_duplicate_key, STORE};
 use crate::scan::id_range;
 
-/// The field holding the value (BSON binary, generic subtype).
-pub const VALUE_FIELD: &str = "value";
-/// The field holding the expiry (BSON date, or null for never).
-pub const EXPIRES_FIELD: &str = "expires_at";
-/// The name of the TTL index on [`EXPIRES_FIELD`].
-pub const TTL_INDEX_NAME: &str = "storestack_expires_at_ttl";
 /// The most keys one scan page returns, whatever the limit asked.
 const MAX_SCAN_PAGE: usize = 10_000;
-
-/// Server error codes of an index that exists with other options or
-/// another name.
-const INDEX_CONFLICT_CODES: [i32; 2] = [85, 86];
 
 /// A [`Store`] on a MongoDB collection, one document per key. See the
 /// [crate docs](crate) for the document layout and the guarantees.
@@ -40,14 +26,14 @@ const INDEX_CONFLICT_CODES: [i32; 2] = [85, 86];
 /// Cheap to clone: clones share the client and its connection pool.
 #[derive(Clone)]
 pub struct MongoStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    client: Client,
-    collection: Collection<RawDocumentBuf>,
-    config: MongoConfig,
-    limits: Limits,
+pub(crate) struct Inner {
+    pub(crate) client: Client,
+    pub(crate) collection: Collection<RawDocumentBuf>,
+    pub(crate) config: MongoConfig,
+    pub(crate) limits: Limits,
 }
 
 impl fmt::Debug for MongoStore {
@@ -58,81 +44,7 @@ impl fmt::Debug for MongoStore {
     }
 }
 
-impl MongoConfig {
-    /// The driver options this configuration gives: the URI's options with
-    /// the pool sizes and timeouts of this configuration applied. Useful to
-    /// build a raw [`Client`] that behaves like the store's (benchmarks).
-    pub async fn client_options(&self) -> Result<ClientOptions> {
-        let parse = ClientOptions::parse(&self.uri);
-        let mut opts = match tokio::time::timeout(self.operation_timeout, parse).await {
-            Ok(Ok(opts)) => opts,
-            // The driver's message may quote parts of the URI, credentials
-            // included: keep only the kind.
-            Ok(Err(e)) => {
-                let (kind, message) = match *e.kind {
-                    mongodb::error::ErrorKind::InvalidArgument { .. } => {
-                        (ErrorKind::InvalidInput, "invalid connection string")
-                    }
-                    _ => (
-                        ErrorKind::Unavailable,
-                        "cannot resolve the connection string",
-                    ),
-                };
-                return Err(StoreError::new(kind, Op::Connect)
-                    .with_store(STORE)
-                    .with_message(message));
-            }
-            Err(_) => return Err(timed_out(Op::Connect, self.operation_timeout)),
-        };
-        opts.min_pool_size = self.min_pool_size.or(opts.min_pool_size);
-        opts.max_pool_size = self.max_pool_size.or(opts.max_pool_size);
-        opts.connect_timeout = self
-            .connect_timeout
-            .or(opts.connect_timeout)
-            .or(Some(DEFAULT_CONNECT_TIMEOUT));
-        opts.server_selection_timeout = self
-            .server_selection_timeout
-            .or(opts.server_selection_timeout)
-            .or(Some(DEFAULT_SERVER_SELECTION_TIMEOUT));
-        opts.app_name.get_or_insert_with(|| "storestack".to_owned());
-        Ok(opts)
-    }
-}
-
 impl MongoStore {
-    /// Connects and creates the TTL index on [`EXPIRES_FIELD`] if it is
-    /// missing (idempotent). Fails with `Unavailable` or `Timeout` if the
-    /// server cannot be reached within the configured timeouts, and with
-    /// `InvalidInput` for a bad configuration or a conflicting index.
-    pub async fn connect(config: MongoConfig) -> Result<Self> {
-        let invalid = |message: &'static str| {
-            StoreError::invalid_input(Op::Connect)
-                .with_store(STORE)
-                .with_message(message)
-        };
-        if config.max_value_len > MAX_VALUE_LEN {
-            return Err(invalid("max_value_len is over the 16 MiB document limit"));
-        }
-        if config.database.is_empty() || config.collection.is_empty() {
-            return Err(invalid("database and collection names must not be empty"));
-        }
-        let opts = config.client_options().await?;
-        let client = Client::with_options(opts).map_err(|e| from_driver(Op::Connect, e))?;
-        let collection = client
-            .database(&config.database)
-            .collection::<RawDocumentBuf>(&config.collection);
-        let store = MongoStore {
-            inner: Arc::new(Inner {
-                client,
-                collection,
-                limits: Limits::default().max_value_len(config.max_value_len),
-                config,
-            }),
-        };
-        store.timed(Op::Connect, store.ensure_ttl_index()).await?;
-        Ok(store)
-    }
-
     /// The driver client (shared by clones of this store).
     pub fn client(&self) -> &Client {
         &self.inner.client
@@ -148,52 +60,8 @@ impl MongoStore {
         &self.inner.config
     }
 
-    async fn ensure_ttl_index(&self) -> Result<()> {
-        let options = IndexOptions::builder()
-            .name(TTL_INDEX_NAME.to_owned())
-            .expire_after(Duration::ZERO)
-            .build();
-        let model = IndexModel::builder()
-            .keys(doc! { EXPIRES_FIELD: 1 })
-            .options(options)
-            .build();
-        let err = match self.collection().create_index(model).await {
-            Ok(_) => return Ok(()),
-            Err(e) => e,
-        };
-        let conflict = matches!(&*err.kind, mongodb::error::ErrorKind::Command(c)
-            if INDEX_CONFLICT_CODES.contains(&c.code));
-        if !conflict {
-            return Err(from_driver(Op::Connect, err));
-        }
-        // An index on the field exists under another name: fine if it is
-        // the same TTL index.
-        let indexes = self.collection().list_indexes().await;
-        let mut cursor = indexes.map_err(|e| from_driver(Op::Connect, e))?;
-        while cursor
-            .advance()
-            .await
-            .map_err(|e| from_driver(Op::Connect, e))?
-        {
-            let index = cursor
-                .deserialize_current()
-                .map_err(|e| from_driver(Op::Connect, e))?;
-            let ttl = index.options.as_ref().and_then(|o| o.expire_after);
-            if index.keys == doc! { EXPIRES_FIELD: 1 } && ttl == Some(Duration::ZERO) {
-                return Ok(());
-            }
-        }
-        Err(StoreError::invalid_input(Op::Connect)
-            .with_store(STORE)
-            .with_message(format!(
-                "the collection has an index on {EXPIRES_FIELD} that is not a TTL index \
-                 with expireAfterSeconds 0"
-            ))
-            .with_source(err))
-    }
-
     /// Runs `fut` within the operation timeout.
-    async fn timed<T>(&self, op: Op, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    pub(crate) async fn timed<T>(&self, op: Op, fut: impl Future<Output = Result<T>>) -> Result<T> {
         let limit = self.inner.config.operation_timeout;
         tokio::time::timeout(limit, fut)
             .await
@@ -205,60 +73,10 @@ impl MongoStore {
     }
 }
 
-fn timed_out(op: Op, limit: Duration) -> StoreError {
+pub(crate) fn timed_out(op: Op, limit: Duration) -> StoreError {
     StoreError::timeout(op)
         .with_store(STORE)
         .with_message(format!("no answer within {} ms", limit.as_millis()))
-}
-
-/// The filter of documents live at `now`: no expiry, or one after `now`.
-fn live_at(now: SystemTime) -> Document {
-    let now = DateTime::from_system_time(now);
-    doc! { "$or": [ { EXPIRES_FIELD: null }, { EXPIRES_FIELD: { "$gt": now } } ] }
-}
-
-/// `{ _id: key }` and the documents live at `now`.
-fn live_key(key: &str, now: SystemTime) -> Document {
-    let mut filter = live_at(now);
-    filter.insert("_id", key);
-    filter
-}
-
-/// The stored form of a record, with `_id` when given (inserts) and
-/// without (replacements, which take it from the filter).
-fn encode(key: Option<&str>, record: &Record) -> RawDocumentBuf {
-    let mut doc = RawDocumentBuf::new();
-    if let Some(key) = key {
-        doc.append("_id", key);
-    }
-    let value = RawBinaryRef {
-        subtype: BinarySubtype::Generic,
-        bytes: &record.value,
-    };
-    doc.append_ref(VALUE_FIELD, value);
-    match record.expires_at {
-        Some(at) => doc.append(EXPIRES_FIELD, DateTime::from_system_time(at)),
-        None => doc.append_ref(EXPIRES_FIELD, RawBsonRef::Null),
-    }
-    doc
-}
-
-fn decode_expiry(op: Op, doc: &RawDocument) -> Result<Option<SystemTime>> {
-    match doc.get(EXPIRES_FIELD) {
-        Ok(Some(RawBsonRef::DateTime(at))) => Ok(Some(at.to_system_time())),
-        Ok(Some(RawBsonRef::Null) | None) => Ok(None),
-        _ => Err(corrupt(op, "stored expiry is not a date or null")),
-    }
-}
-
-/// The value of a document, sharing the document's buffer (no copy).
-fn decode_value(op: Op, doc: RawDocumentBuf) -> Result<Bytes> {
-    let all = Bytes::from(doc.into_bytes());
-    let doc = RawDocument::from_bytes(&all).map_err(|_| corrupt(op, "malformed document"))?;
-    match doc.get(VALUE_FIELD) {
-        Ok(Some(RawBsonRef::Binary(b))) => Ok(all.slice_ref(b.bytes)),
-        _ => Err(corrupt(op, "stored value is not binary")),
-    }
 }
 
 #[async_trait]
