@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # MongoDB: a secantusd-rs on a free port, unless a server is given.
 if [ -z "${STORESTACK_MONGODB_URL:-}" ]; then
     scripts/mongo.sh install
-    eval "$(scripts/mongo.sh start)"
+    mongo_env=$(scripts/mongo.sh start) # a failed start stops the script here
+    eval "$mongo_env"
     trap 'scripts/mongo.sh stop' EXIT
 fi
 
