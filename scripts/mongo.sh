@@ -61,6 +61,7 @@ start() {
         if ! kill -0 "$pid" 2>/dev/null; then
             log "secantusd-rs exited during startup:"
             tail -n 30 "$dir/server.log" >&2
+            rm -rf "$dir"
             exit 1
         fi
         sleep 0.1
@@ -68,7 +69,8 @@ start() {
     if [ -z "$port" ]; then
         log "secantusd-rs did not report listening within 30 s:"
         tail -n 30 "$dir/server.log" >&2
-        kill "$pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
+        rm -rf "$dir"
         exit 1
     fi
     echo "$port" >"$dir/port"
