@@ -47,6 +47,7 @@ start() {
     local dir
     dir=$(mktemp -d "${TMPDIR:-/tmp}/storestack-mongo.XXXXXX")
     mkdir "$dir/data"
+    : >"$dir/server.log" # exists before the background job opens it
     # setsid: the server outlives this script and ignores the caller's ^C
     # process group; `stop` ends it by pid.
     setsid secantusd-rs --host 127.0.0.1 --port 0 --storage-path "$dir/data" \
@@ -54,14 +55,15 @@ start() {
         >"$dir/server.log" 2>&1 </dev/null &
     local pid=$!
     echo "$pid" >"$dir/pid"
+    # Whatever makes this function fail from here on, leave nothing behind.
+    trap 'kill -KILL '"$pid"' 2>/dev/null || true; rm -rf '"'$dir'" EXIT
     local port=""
     for _ in $(seq 1 300); do
-        port=$(sed -n 's/.*listening on [0-9.]*:\([0-9][0-9]*\).*/\1/p' "$dir/server.log" | head -n 1)
+        port=$(sed -n 's/.*listening on [0-9.]*:\([0-9][0-9]*\).*/\1/p' "$dir/server.log" | head -n 1 || true)
         [ -n "$port" ] && break
         if ! kill -0 "$pid" 2>/dev/null; then
             log "secantusd-rs exited during startup:"
             tail -n 30 "$dir/server.log" >&2
-            rm -rf "$dir"
             exit 1
         fi
         sleep 0.1
@@ -69,10 +71,9 @@ start() {
     if [ -z "$port" ]; then
         log "secantusd-rs did not report listening within 30 s:"
         tail -n 30 "$dir/server.log" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-        rm -rf "$dir"
         exit 1
     fi
+    trap - EXIT
     echo "$port" >"$dir/port"
     local url="mongodb://127.0.0.1:$port/?directConnection=true"
     echo "$url" >"$dir/url"
