@@ -5,3 +5,5 @@
 // modules in `tests/support/`.
 #[path = "support/redis.rs"]
 pub mod redis;
+#[path = "support/mongo.rs"]
+pub mod mongo;
