@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::config::RedisConfig;
 use crate::error::{self, STORE_NAME};
-use listener::Listener;
+use listener::{Listener, PublisherState};
 
 /// What the default channel adds to the key prefix:
 /// `"storestack:invalidate"` with the default prefix.
@@ -104,6 +104,8 @@ struct Inner {
     subscriber: Client,
     /// Set while the channel is subscribed on a live connection.
     subscribed: Arc<AtomicBool>,
+    /// Whether `publisher`'s connection is known to be broken.
+    publisher_state: Arc<PublisherState>,
     /// A receiver kept only to hand out new ones; it does not keep the
     /// channel open, so receivers see the end when the listener stops.
     notices: broadcast::Receiver<Notice>,
@@ -182,7 +184,13 @@ impl RedisInvalidator {
 
         let (tx, notices) = broadcast::channel(BUFFER);
         let subscribed = Arc::new(AtomicBool::new(false));
+        let publisher_state = Arc::new(PublisherState::default());
+        let watch = listener::PublisherWatch::of(&publisher, publisher_state.clone());
         let messages = subscriber.message_rx();
+        let ping_route = subscriber.is_clustered().then(|| {
+            // Where fred sends this client's SUBSCRIBE in a cluster.
+            ClusterHash::Custom(fred::util::redis_keyslot(subscriber.id().as_bytes()))
+        });
         let lazy = config.lazy_connect;
         let events = if lazy {
             let events = listener::Events::of(&subscriber);
@@ -201,11 +209,7 @@ impl RedisInvalidator {
             }
             // Events from here on: the first connection is not news.
             let events = listener::Events::of(&subscriber);
-            if let Err(e) = subscriber
-                .with_options(&fail_fast())
-                .subscribe(channel.clone())
-                .await
-            {
+            if let Err(e) = listener::subscribe(&subscriber, &channel, ping_route.as_ref()).await {
                 let _ = subscriber.quit().await;
                 let _ = publisher.quit().await;
                 return Err(error::map(Op::Connect, e));
@@ -217,10 +221,6 @@ impl RedisInvalidator {
         let heartbeat = config
             .unresponsive_timeout
             .map(|t| (t / 2).max(Duration::from_millis(20)));
-        let ping_route = subscriber.is_clustered().then(|| {
-            // Where fred sends this client's SUBSCRIBE in a cluster.
-            ClusterHash::Custom(fred::util::redis_keyslot(subscriber.id().as_bytes()))
-        });
         let (stop_tx, stop_rx) = oneshot::channel();
         let listener = Listener {
             client: subscriber.clone(),
@@ -231,9 +231,9 @@ impl RedisInvalidator {
                 .reconnect_min_delay
                 .clamp(Duration::from_millis(10), Duration::from_secs(1)),
             heartbeat,
-            ping_route,
+            route: ping_route,
         };
-        tokio::spawn(listener.run(messages, events, stop_rx));
+        tokio::spawn(listener.run(messages, events, watch, stop_rx));
 
         Ok(RedisInvalidator {
             inner: Arc::new(Inner {
@@ -242,6 +242,7 @@ impl RedisInvalidator {
                 subscriber,
                 channel,
                 subscribed,
+                publisher_state,
                 notices,
                 _stop: stop_tx,
             }),
@@ -263,17 +264,34 @@ impl RedisInvalidator {
 #[async_trait]
 impl Invalidator for RedisInvalidator {
     async fn publish(&self, message: Bytes) -> Result<()> {
-        let _receivers: i64 = self
+        let state = &self.inner.publisher_state;
+        let lost = state.lost.notified();
+        tokio::pin!(lost);
+        // Registered before the check: a loss seen from here on wakes it.
+        lost.as_mut().enable();
+        let connection_down = || {
+            StoreError::unavailable(Op::Set)
+                .with_store(STORE_NAME)
+                .with_message("cannot publish a cache invalidation: the connection to redis is down")
+        };
+        if state.down.load(Ordering::Acquire) {
+            return Err(connection_down());
+        }
+        let publish = self
             .inner
             .publish
-            .publish(self.inner.channel.clone(), message)
-            .await
-            .map_err(|e| {
-                let err = error::map(Op::Set, e);
-                let message = format!("cannot publish a cache invalidation: {}", err.message());
-                err.with_message(message)
-            })?;
-        Ok(())
+            .publish::<i64, _, _>(self.inner.channel.clone(), message);
+        tokio::select! {
+            result = publish => match result {
+                Ok(_receivers) => Ok(()),
+                Err(e) => {
+                    let err = error::map(Op::Set, e);
+                    let message = format!("cannot publish a cache invalidation: {}", err.message());
+                    Err(err.with_message(message))
+                }
+            },
+            _ = lost => Err(connection_down()),
+        }
     }
 
     fn subscribe(&self) -> Result<Box<dyn Subscriber>> {
