@@ -10,14 +10,12 @@
 use std::time::{Duration, Instant};
 
 use storestack::bytes::Bytes;
-use storestack::{
-    CacheConfig, Cached, Invalidator, Notice, Record, Store, StoreExt, Subscriber,
-};
+use storestack::{CacheConfig, Cached, Invalidator, Notice, Record, Store, StoreExt, Subscriber};
 use storestack_redis::{RedisConfig, RedisInvalidator, RedisStore};
 use storestack_testkit::server_missing;
 use storestack_tests::redis::{
-    assert_transient, connect_or_skip, free_port, redis_url, shared_cluster,
-    sweep_stale_test_keys, unique_prefix, RedisServer,
+    assert_transient, connect_or_skip, free_port, redis_url, shared_cluster, sweep_stale_test_keys,
+    unique_prefix, RedisServer,
 };
 
 /// The longest another instance may keep serving an old value.
@@ -35,11 +33,13 @@ async fn instance(config: &RedisConfig) -> Option<Cached<RedisStore>> {
         .await
         .expect("invalidator connects where the store did");
     assert!(invalidator.is_subscribed());
-    Some(store.cached(
-        CacheConfig::default()
-            .ttl(Duration::from_secs(60))
-            .invalidator(invalidator),
-    ))
+    Some(
+        store.cached(
+            CacheConfig::default()
+                .ttl(Duration::from_secs(60))
+                .invalidator(invalidator),
+        ),
+    )
 }
 
 async fn value_of(store: &impl Store, key: &str) -> Option<Bytes> {
@@ -233,8 +233,14 @@ async fn subscription_survives_kill_9_and_says_maybe_lost() {
     }
     let first = took[0];
     let rest = took[1..].iter().max().copied().unwrap_or_default();
-    assert!(first < Duration::from_millis(300), "first publish took {first:?}");
-    assert!(rest < Duration::from_millis(50), "a later publish took {rest:?}");
+    assert!(
+        first < Duration::from_millis(300),
+        "first publish took {first:?}"
+    );
+    assert!(
+        rest < Duration::from_millis(50),
+        "a later publish took {rest:?}"
+    );
 
     server.restart();
     let restarted = Instant::now();
@@ -271,7 +277,10 @@ async fn a_frozen_server_is_noticed_by_the_heartbeat() {
     let publish = inv.publish(Bytes::from_static(b"frozen")).await;
     let publish_took = paused.elapsed();
     assert_transient("publish to a frozen server", &publish);
-    assert!(publish_took < Duration::from_millis(400), "{publish_took:?}");
+    assert!(
+        publish_took < Duration::from_millis(400),
+        "{publish_took:?}"
+    );
     assert_eq!(
         recv_within(&mut sub, Duration::from_secs(3)).await,
         Some(Notice::MaybeLost),

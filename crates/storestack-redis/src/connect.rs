@@ -4,11 +4,11 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use fred::interfaces::ClientLike;
 use fred::types::config::{
     ClusterDiscoveryPolicy, Config, ConnectionConfig, PerformanceConfig, ReconnectPolicy, Server,
     ServerConfig, TcpConfig, UnresponsiveConfig,
 };
-use fred::interfaces::ClientLike;
 use fred::types::Builder;
 use percent_encoding::percent_decode_str;
 use storestack::{Op, StoreError};
@@ -209,15 +209,22 @@ pub(crate) fn builder(config: &RedisConfig) -> Result<Builder, StoreError> {
 
 /// Connects `client` now (not lazily), within a bound on the whole
 /// (fred bounds each step by the connect timeout; a cluster connects to
-/// every primary).
-pub(crate) async fn init<C: ClientLike>(client: &C, config: &RedisConfig) -> Result<(), StoreError> {
+/// every primary). A client that did not connect is stopped.
+pub(crate) async fn init<C: ClientLike>(
+    client: &C,
+    config: &RedisConfig,
+) -> Result<(), StoreError> {
     let deadline = config.connect_timeout * 3 + Duration::from_millis(500);
     match tokio::time::timeout(deadline, client.init()).await {
         Ok(Ok(_task)) => Ok(()),
+        // fred has stopped the client already.
         Ok(Err(e)) => Err(error::map(Op::Connect, e)),
-        Err(_) => Err(StoreError::timeout(Op::Connect)
-            .with_store(STORE_NAME)
-            .with_message("could not connect within the connect timeout")),
+        Err(_) => {
+            let _ = client.quit().await;
+            Err(StoreError::timeout(Op::Connect)
+                .with_store(STORE_NAME)
+                .with_message("could not connect within the connect timeout"))
+        }
     }
 }
 

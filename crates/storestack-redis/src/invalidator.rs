@@ -272,7 +272,9 @@ impl Invalidator for RedisInvalidator {
         let connection_down = || {
             StoreError::unavailable(Op::Set)
                 .with_store(STORE_NAME)
-                .with_message("cannot publish a cache invalidation: the connection to redis is down")
+                .with_message(
+                    "cannot publish a cache invalidation: the connection to redis is down",
+                )
         };
         if state.down.load(Ordering::Acquire) {
             return Err(connection_down());
@@ -310,5 +312,43 @@ impl Subscriber for RedisSubscriber {
             Err(broadcast::error::RecvError::Lagged(_)) => Some(Notice::MaybeLost),
             Err(broadcast::error::RecvError::Closed) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use storestack::ErrorKind;
+
+    #[tokio::test]
+    async fn bad_settings_are_refused_before_any_io() {
+        let err = RedisInvalidator::connect_on(RedisConfig::default(), "")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        let err = RedisInvalidator::connect(RedisConfig::default().pool_size(0))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[tokio::test]
+    async fn a_lagging_receiver_is_told_and_the_end_is_none() {
+        let (tx, rx) = broadcast::channel(2);
+        let mut sub = RedisSubscriber(rx);
+        for m in [&b"1"[..], b"2", b"3"] {
+            tx.send(Notice::Message(Bytes::copy_from_slice(m))).unwrap();
+        }
+        assert_eq!(sub.recv().await, Some(Notice::MaybeLost));
+        assert_eq!(
+            sub.recv().await,
+            Some(Notice::Message(Bytes::from_static(b"2")))
+        );
+        drop(tx);
+        assert_eq!(
+            sub.recv().await,
+            Some(Notice::Message(Bytes::from_static(b"3")))
+        );
+        assert_eq!(sub.recv().await, None);
     }
 }

@@ -143,7 +143,11 @@ fn event<T>(result: Result<T, RecvError>, wake: Wake) -> Wake {
 /// A publisher event as a wake-up: `Ok` means `wake`; a lag means the
 /// state is unknown (let fred's own checks decide); the end of a stream
 /// retires it.
-fn publisher_event<T>(result: Result<T, RecvError>, rx: &mut Option<Receiver<T>>, wake: Wake) -> Wake {
+fn publisher_event<T>(
+    result: Result<T, RecvError>,
+    rx: &mut Option<Receiver<T>>,
+    wake: Wake,
+) -> Wake {
     match result {
         Ok(_) => wake,
         Err(RecvError::Lagged(_)) => Wake::Publisher(false),
@@ -338,4 +342,69 @@ pub(super) async fn subscribe(
         .subscribe(channel.clone())
         .await?;
     ping(client, route).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fred::types::{Builder, MessageKind};
+
+    fn listener() -> (Listener, Receiver<Notice>) {
+        let (notices, rx) = tokio::sync::broadcast::channel(8);
+        let listener = Listener {
+            client: Builder::default_centralized().build().unwrap(),
+            channel: Str::from("inv"),
+            notices,
+            subscribed: Arc::new(AtomicBool::new(true)),
+            retry: Duration::from_millis(10),
+            heartbeat: None,
+            route: None,
+        };
+        (listener, rx)
+    }
+
+    fn message(channel: &'static str, value: Value) -> Message {
+        Message {
+            channel: Str::from(channel),
+            value,
+            kind: MessageKind::Message,
+            server: Server::new("127.0.0.1", 6379),
+        }
+    }
+
+    #[test]
+    fn messages_become_notices_and_strangers_losses() {
+        let (l, mut rx) = listener();
+        l.on_message(message("inv", Value::Bytes("\x01ab".into())));
+        l.on_message(message("inv", Value::String("text".into())));
+        l.on_message(message("other", Value::Bytes("x".into())));
+        l.on_message(message("inv", Value::Integer(7)));
+        assert_eq!(rx.try_recv().unwrap(), Notice::Message("\x01ab".into()));
+        assert_eq!(rx.try_recv().unwrap(), Notice::Message("text".into()));
+        assert_eq!(rx.try_recv().unwrap(), Notice::MaybeLost);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_loss_is_told_once_and_a_subscription_always() {
+        let (l, mut rx) = listener();
+        l.lost("test");
+        l.lost("test");
+        assert_eq!(rx.try_recv().unwrap(), Notice::MaybeLost);
+        assert!(rx.try_recv().is_err());
+        assert!(!l.is_subscribed());
+        let refused = FredError::new(fred::error::ErrorKind::IO, "refused");
+        l.done(Step::Subscribe, Err(refused));
+        assert!(rx.try_recv().is_err());
+        assert!(!l.is_subscribed());
+        l.done(Step::Subscribe, Ok(()));
+        l.done(Step::Subscribe, Ok(()));
+        assert!(l.is_subscribed());
+        assert_eq!(rx.try_recv().unwrap(), Notice::MaybeLost);
+        assert_eq!(rx.try_recv().unwrap(), Notice::MaybeLost);
+        let timeout = FredError::new(fred::error::ErrorKind::Timeout, "slow");
+        l.done(Step::Ping, Err(timeout));
+        assert!(!l.is_subscribed());
+        assert_eq!(rx.try_recv().unwrap(), Notice::MaybeLost);
+    }
 }
