@@ -2,8 +2,10 @@
 //! ([`RedisInvalidator`]): two caches ("two processes") over one Redis stop
 //! serving each other's overwritten and deleted values within the publish
 //! latency; the subscription survives `kill -9` and restart of a
-//! `redis-server` the test starts itself, saying `MaybeLost` in between;
-//! and pub/sub works across the nodes of a Redis Cluster.
+//! `redis-server` the test starts itself (and a frozen one), saying
+//! `MaybeLost` in between; a lazily connected invalidator subscribes once
+//! its server appears; and pub/sub works through Sentinel and across the
+//! nodes of a Redis Cluster.
 //!
 //! Run with `--nocapture` to see the measured latencies.
 
@@ -14,8 +16,8 @@ use storestack::{CacheConfig, Cached, Invalidator, Notice, Record, Store, StoreE
 use storestack_redis::{RedisConfig, RedisInvalidator, RedisStore};
 use storestack_testkit::server_missing;
 use storestack_tests::redis::{
-    assert_transient, connect_or_skip, free_port, redis_url, shared_cluster, sweep_stale_test_keys,
-    unique_prefix, RedisServer,
+    assert_transient, connect_or_skip, free_port, redis_url, shared_cluster, shared_sentinel,
+    sweep_stale_test_keys, unique_prefix, RedisServer, Sentinel,
 };
 
 /// The longest another instance may keep serving an old value.
@@ -329,4 +331,58 @@ async fn cluster_pub_sub_reaches_caches_on_other_nodes() {
         );
     }
     a.get_ref().clear().await.expect("clean up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_managed_primary_carries_the_channel() {
+    let pair = match shared_sentinel().await {
+        Ok(pair) => pair,
+        Err(e) => {
+            server_missing("a redis primary and sentinel of redis-server processes", &e);
+            return;
+        }
+    };
+    let config = RedisConfig::sentinel(
+        [format!("redis://127.0.0.1:{}", pair.sentinel.port)],
+        Sentinel::SERVICE,
+    )
+    .key_prefix(format!("{}:", unique_prefix("sinv")));
+    let a = instance(&config).await.expect("sentinel instance a");
+    let b = instance(&config).await.expect("sentinel instance b");
+    for delete in [false, true] {
+        let (mut after_ack, _) = coherence_rounds(&a, &b, 20, delete).await;
+        eprintln!(
+            "sentinel {}: stale window after the writer's call returned: {}",
+            if delete { "delete" } else { "overwrite" },
+            after_ack.summary()
+        );
+    }
+    a.get_ref().clear().await.expect("clean up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_invalidator_subscribes_once_the_server_appears() {
+    let port = free_port();
+    let config = outage_config(port).lazy_connect(true);
+    let inv = RedisInvalidator::connect(config)
+        .await
+        .expect("a lazy connect does not need the server");
+    assert!(!inv.is_subscribed());
+    let mut sub = inv.subscribe().expect("subscribe");
+    let started = Instant::now();
+    let result = inv.publish(Bytes::from_static(b"nobody")).await;
+    assert_transient("publish before the server exists", &result);
+    assert!(started.elapsed() < Duration::from_millis(50));
+
+    let Some(_server) = start_server(port) else {
+        return;
+    };
+    // Caches may have filled before anyone listened: the first
+    // subscription is reported.
+    assert_eq!(
+        recv_within(&mut sub, Duration::from_secs(5)).await,
+        Some(Notice::MaybeLost)
+    );
+    assert!(inv.is_subscribed());
+    publish_and_receive(&inv, &mut sub, "hello", &[]).await;
 }
