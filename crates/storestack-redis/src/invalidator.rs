@@ -49,9 +49,13 @@ const BUFFER: usize = 4096;
 ///   `PING`), and again when the subscription is back (a cache may have
 ///   filled from Redis meanwhile), after every re-subscription, and when
 ///   the receiver lags more than 4096 notices behind.
-/// * [`publish`](Invalidator::publish) never queues: while Redis is
-///   unreachable it fails at once with `Unavailable`, and it takes at most
-///   the [command timeout](RedisConfig::command_timeout) (then `Timeout`).
+/// * [`publish`](Invalidator::publish) never queues: from the moment its
+///   connection is seen to break until it is back it fails at once with
+///   `Unavailable` (a publish already waiting fails then too), and it
+///   never takes longer than the
+///   [command timeout](RedisConfig::command_timeout) (then `Timeout`:
+///   a server that hangs sends no error). In a cluster, like every
+///   fail-fast command of fred, it fails while any node is unreachable.
 ///   Errors carry [`Op::Set`]: a publish is part of a write.
 ///
 /// A subscription lost without the socket saying so (a silent network
