@@ -323,15 +323,12 @@ impl<P: Store, S: Store> Shared<P, S> {
         Ok(stored)
     }
 
-    /// The authority for `key`: the mirror's if it knows one, else the
-    /// stores' entries (read under the key's lock). A side that cannot be read is taken to hold no
-    /// entry: it could not have taken the writes the other side missed
-    /// (one fault at a time).
-    pub(crate) async fn authority(&self, key: &str, known: Option<Side>) -> Option<Side> {
-        if known.is_some() {
-            return known;
-        }
-        let mut pair = Pair::default();
+    /// The side holding the newest write of `key`, from the stores'
+    /// entries (read under the key's lock, so the mirror is set to them); a
+    /// side whose journal cannot be read is represented by what this process
+    /// knows of it.
+    pub(crate) async fn authority(&self, key: &str) -> Option<Side> {
+        let mut pair = self.mirror.get(key).unwrap_or_default();
         for side in [Side::Primary, Side::Secondary] {
             if let Ok(entry) = self.read_entry(side, key).await {
                 self.known_exactly(key, side, entry);

@@ -22,7 +22,12 @@ impl<P: Store, S: Store> Shared<P, S> {
             limits::check_expiry(Op::Touch, *at)?;
         }
         let _guard = self.locks.lock(key).await;
-        let known = self.mirror.get(key).and_then(|p| p.authority());
+        // What this process knows of the key may be out of date (another
+        // process repaired or journaled it): refresh it from the stores.
+        let known = match self.mirror.get(key) {
+            Some(_) => Box::pin(self.authority(key)).await,
+            None => None,
+        };
         match &m {
             Mutation::Create(record) => Box::pin(self.create(key, &m, record, known)).await,
             _ => self.write_both(key, &m, known).await,
@@ -80,7 +85,11 @@ impl<P: Store, S: Store> Shared<P, S> {
         pr: bool,
         sr: bool,
     ) -> Result<bool> {
-        match self.authority(key, known).await {
+        let authority = match known {
+            Some(side) => Some(side),
+            None => self.authority(key).await,
+        };
+        match authority {
             Some(Side::Secondary) => Ok(sr),
             Some(Side::Primary) => Ok(pr),
             None => {
@@ -114,7 +123,7 @@ impl<P: Store, S: Store> Shared<P, S> {
         // rare (one per session). An unreadable secondary cannot have taken
         // writes the primary missed since it failed.
         if let Ok(Some(_)) = self.read_entry(Side::Secondary, key).await {
-            if let Some(side) = self.authority(key, None).await {
+            if let Some(side) = self.authority(key).await {
                 return self.create_on(side, key, m, record).await;
             }
         }
@@ -130,7 +139,7 @@ impl<P: Store, S: Store> Shared<P, S> {
             Ok(true) => Ok(true),
             Ok(false) => {
                 // The secondary holds a live record the primary did not.
-                if self.authority(key, None).await == Some(Side::Secondary) {
+                if self.authority(key).await == Some(Side::Secondary) {
                     // The primary was stale (journaled by another process
                     // since the check above): the key exists. Take back the
                     // record just created on the primary by copying the
