@@ -123,11 +123,14 @@
 //! * **Unacknowledged writes** (that returned an error, or whose future was
 //!   dropped) may have reached one side; they may or may not become
 //!   visible, and repair converges both sides to one outcome.
-//! * **Knowledge of other processes' repairs** comes with the next poll: a
-//!   process that met a journal entry which another process then repaired
-//!   treats the key as journaled (reads it from the entry's side, refuses
-//!   it if that side fails) until its own repair task or poll finds the
-//!   entry gone, within about one `poll_interval`.
+//! * **What this process remembers.** It keeps the journal entries it
+//!   wrote or met. With `PerRead`, reads follow the stores' entries, and
+//!   writes re-read the entries of a key it remembers (under the key's
+//!   lock), so another process repairing or journaling the key cannot
+//!   mislead them; the memory only stands in for a side whose journal
+//!   cannot be read, and then errs towards refusing. With `Poll`, reads
+//!   follow the memory, which learns of other processes' repairs and
+//!   entries at the next poll (within about one `poll_interval`).
 //! * Clock skew matters only where two entries for one key compete (double
 //!   faults, partitions); lease expiry follows the secondary's clock.
 //!

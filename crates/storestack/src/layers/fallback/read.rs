@@ -30,6 +30,9 @@ impl<P: Store, S: Store> Shared<P, S> {
         // small.
         match self.cfg.journal_check {
             JournalCheck::PerRead => {
+                // What this process knows, as of before the reads (a write
+                // finishing during them must not vouch for what they saw).
+                let known = self.mirror.get(key).unwrap_or_default();
                 let jkey = self.names.journal_key(key);
                 let (p, j) = tokio::join!(self.primary.get(key), self.secondary.get(&jkey));
                 match (p, j) {
@@ -39,7 +42,7 @@ impl<P: Store, S: Store> Shared<P, S> {
                         Ok(v)
                     }
                     (p, j) => {
-                        let rest = self.after_checked(key, epoch, p, j);
+                        let rest = self.after_checked(key, epoch, known, p, j);
                         Box::pin(self.retry_get(key, epoch, rest)).await
                     }
                 }
@@ -99,22 +102,24 @@ impl<P: Store, S: Store> Shared<P, S> {
     async fn get_checked(&self, key: &str) -> Result<Option<Record>> {
         let jkey = self.names.journal_key(key);
         let epoch = self.mirror.epoch();
+        let known = self.mirror.get(key).unwrap_or_default();
         let (p, j) = tokio::join!(self.primary.get(key), self.secondary.get(&jkey));
-        self.after_checked(key, epoch, p, j).await
+        self.after_checked(key, epoch, known, p, j).await
     }
 
-    /// The rest of [`get_checked`](Self::get_checked), given the primary's
-    /// answer `p` and the secondary's journal entry `j`.
+    /// The rest of [`get_checked`](Self::get_checked), given what this
+    /// process knew before the reads, the primary's answer `p` and the
+    /// secondary's journal entry `j`.
     async fn after_checked(
         &self,
         key: &str,
         epoch: u64,
+        known: Pair,
         p: Result<Option<Record>>,
         j: Result<Option<Record>>,
     ) -> Result<Option<Record>> {
         self.observe(Side::Primary, &p);
         self.observe(Side::Secondary, &j);
-        let known = self.mirror.get(key).unwrap_or_default();
         let secondary = match j {
             Ok(None) => {
                 // The secondary took no write the primary missed. If the
