@@ -2,15 +2,15 @@
 //!
 //! An entry `J(k)` stored on side X says "X holds the newest content of
 //! `k`; the other side may be stale". It is stored under
-//! `{prefix}j:{k}` with no expiry. Its value names two [stamps](Stamps):
-//! `pending`, written *before* a write on X whose outcome is not known yet
-//! (and kept by a `touch` or `create`, whose outcome depended on what X
-//! held), and `committed`, written after a blind write (`set`, `delete`)
-//! succeeded on X. A pending entry keeps the committed stamp X already
-//! had. When both sides
-//! hold an entry, [`resolve`] picks the authority: the larger committed
-//! stamp wins, then the larger pending stamp, and a tie goes to the
-//! primary.
+//! `{prefix}j:{k}` with no expiry. Its value holds up to three
+//! [stamps](Stamps), from the strongest claim to the weakest: `committed`
+//! (a blind write, `set` or `delete`, succeeded on X), `weak` (a `touch` or
+//! `create`, whose outcome depended on what X held, changed X) and
+//! `pending` (a write on X whose outcome is not known yet: written before
+//! the write and replaced once it succeeds). A new claim keeps the stronger
+//! ones X already had. When both sides hold an entry, [`resolve`] picks the
+//! authority: the larger committed stamp wins, then the larger weak stamp,
+//! then the larger pending stamp, and a tie goes to the primary.
 //!
 //! This module also holds the in-process [`Mirror`] of the entries this
 //! process knows about, the per-key [`Stripes`] of async locks and the
@@ -67,12 +67,21 @@ impl fmt::Display for Side {
     }
 }
 
-/// A journal entry as stored on one side.
+/// A journal entry as stored on one side: up to three stamps, from the
+/// strongest claim to the weakest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Entry {
-    /// Stamp of the last write on this side known to have succeeded.
+    /// The last blind write (`set`, `delete`) that succeeded on this side
+    /// while the other missed it: this side is newest, whatever the other
+    /// holds.
     pub(crate) committed: Option<u64>,
-    /// Stamp of a write on this side whose outcome is not known yet.
+    /// The last `touch` or `create` that changed this side while the other
+    /// missed it: its outcome depended on what this side held, so it does
+    /// not beat a committed entry of the other side.
+    pub(crate) weak: Option<u64>,
+    /// A write on this side whose outcome is not known (yet): written
+    /// before the write, replaced once it succeeds. It beats no claim of
+    /// the other side, only its absence.
     pub(crate) pending: Option<u64>,
 }
 
@@ -82,22 +91,47 @@ impl Entry {
     pub(crate) const fn committed(stamp: u64) -> Self {
         Entry {
             committed: Some(stamp),
+            weak: None,
             pending: None,
         }
     }
 
-    /// Ordering key: committed stamps first, then pending ones; an absent
-    /// stamp is lower than any present one.
-    fn rank(&self) -> (u64, u64) {
+    /// A weak claim at `stamp` on top of `prev` (its committed stamp kept).
+    pub(crate) fn weak(prev: Option<Entry>, stamp: u64) -> Self {
+        Entry {
+            committed: prev.and_then(|e| e.committed),
+            weak: Some(stamp),
+            pending: None,
+        }
+    }
+
+    /// A pending write at `stamp` on top of `prev` (its claims kept).
+    pub(crate) fn pending(prev: Option<Entry>, stamp: u64) -> Self {
+        let prev = prev.unwrap_or_default();
+        Entry {
+            pending: Some(stamp),
+            ..prev
+        }
+    }
+
+    /// Ordering key: committed stamps first, then weak ones, then pending
+    /// ones; an absent stamp is lower than any present one.
+    fn rank(&self) -> (u64, u64, u64) {
         let lift = |s: Option<u64>| s.map_or(0, |s| s.saturating_add(1));
-        (lift(self.committed), lift(self.pending))
+        (lift(self.committed), lift(self.weak), lift(self.pending))
+    }
+
+    /// The largest stamp of the entry.
+    pub(crate) fn top(&self) -> u64 {
+        self.committed.max(self.weak).max(self.pending).unwrap_or(0)
     }
 
     pub(crate) fn encode(&self) -> Bytes {
         let part = |s: Option<u64>| s.map_or_else(|| "-".to_owned(), |s| s.to_string());
         Bytes::from(format!(
-            "{ENTRY_TAG} {} {}",
+            "{ENTRY_TAG} {} {} {}",
             part(self.committed),
+            part(self.weak),
             part(self.pending)
         ))
     }
@@ -108,7 +142,7 @@ impl Entry {
 
     /// Decodes a stored entry. Bytes that do not parse still mean "this side
     /// was journaled": they decode as the weakest committed entry, which
-    /// wins against no entry and loses against any real one.
+    /// wins against no entry and loses against any real committed one.
     pub(crate) fn decode(raw: &[u8]) -> Entry {
         Self::parse(raw).unwrap_or_else(|| {
             tracing::warn!("fallback: unreadable journal entry, treating it as the oldest write");
@@ -129,12 +163,15 @@ impl Entry {
                 p.parse().ok().map(Some)
             }
         };
-        let committed = stamp(parts.next()?)?;
-        let pending = stamp(parts.next()?)?;
-        if parts.next().is_some() || (committed.is_none() && pending.is_none()) {
+        let entry = Entry {
+            committed: stamp(parts.next()?)?,
+            weak: stamp(parts.next()?)?,
+            pending: stamp(parts.next()?)?,
+        };
+        if parts.next().is_some() || entry == Entry::default() {
             return None;
         }
-        Some(Entry { committed, pending })
+        Some(entry)
     }
 
     /// The larger of two entries of the same side.
@@ -200,8 +237,7 @@ impl Stamps {
 
     /// Makes later stamps larger than those of `entry`.
     pub(crate) fn witness(&self, entry: Entry) {
-        let top = entry.committed.max(entry.pending).unwrap_or(0);
-        self.last.fetch_max(top, Ordering::Relaxed);
+        self.last.fetch_max(entry.top(), Ordering::Relaxed);
     }
 }
 
@@ -279,6 +315,10 @@ impl Pair {
             Side::Primary => self.primary,
             Side::Secondary => self.secondary,
         }
+    }
+
+    pub(crate) fn slot_mut(&mut self, side: Side) -> &mut Option<Entry> {
+        self.slot(side)
     }
 
     fn slot(&mut self, side: Side) -> &mut Option<Entry> {
@@ -367,6 +407,21 @@ impl Mirror {
         *slot = Entry::max(*slot, Some(entry));
         self.len.store(map.len(), Ordering::Release);
         true
+    }
+
+    /// Sets what `side` holds for `key` to exactly `entry`, as just read
+    /// from its store under the key's lock (drops knowledge the store no
+    /// longer backs, e.g. an entry another process repaired).
+    pub(crate) fn set_side(&self, key: &str, side: Side, entry: Option<Entry>) {
+        let dropped = self.with(key, |pair| {
+            let slot = pair.slot(side);
+            let dropped = slot.is_some() && entry.is_none();
+            *slot = entry;
+            dropped
+        });
+        if dropped {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// Puts back `before` if the pair is still `after` (undoes a learn
@@ -483,23 +538,20 @@ mod tests {
     fn entries_round_trip_and_garbage_is_weakest_committed() {
         for e in [
             Entry::committed(7),
-            Entry {
-                committed: None,
-                pending: Some(3),
-            },
-            Entry {
-                committed: Some(1),
-                pending: Some(9),
-            },
+            Entry::weak(Some(Entry::committed(2)), 4),
+            Entry::pending(None, 3),
+            Entry::pending(Some(Entry::weak(None, 1)), 9),
         ] {
             assert_eq!(Entry::decode(&e.encode()), e);
         }
         for bad in [
             &b""[..],
             b"fbj1",
-            b"fbj1 - -",
-            b"fbj2 1 -",
-            b"fbj1 x -",
+            b"fbj1 - - -",
+            b"fbj1 1 -",
+            b"fbj2 1 - -",
+            b"fbj1 x - -",
+            b"fbj1 1 2 3 4",
             b"\xff",
         ] {
             assert_eq!(Entry::decode(bad), Entry::committed(0), "{bad:?}");
@@ -507,26 +559,24 @@ mod tests {
     }
 
     #[test]
-    fn committed_beats_pending_then_newest_wins_tie_to_primary() {
+    fn committed_beats_weak_beats_pending_then_newest_wins_tie_to_primary() {
         let c = Entry::committed;
-        let p = |s| Entry {
-            committed: None,
-            pending: Some(s),
-        };
+        let w = |s| Entry::weak(None, s);
+        let p = |s| Entry::pending(None, s);
         assert_eq!(resolve(None, None), None);
         assert_eq!(resolve(Some(p(1)), None), Some(Side::Primary));
         assert_eq!(resolve(None, Some(p(1))), Some(Side::Secondary));
-        assert_eq!(resolve(Some(c(1)), Some(p(9))), Some(Side::Primary));
+        assert_eq!(resolve(Some(c(1)), Some(w(9))), Some(Side::Primary));
+        assert_eq!(resolve(Some(w(1)), Some(p(9))), Some(Side::Primary));
+        assert_eq!(resolve(Some(w(1)), Some(w(2))), Some(Side::Secondary));
         assert_eq!(resolve(Some(c(1)), Some(c(2))), Some(Side::Secondary));
         assert_eq!(resolve(Some(c(0)), Some(c(0))), Some(Side::Primary));
-        let newer_pending = Entry {
-            committed: Some(1),
-            pending: Some(5),
-        };
-        assert_eq!(
-            resolve(Some(c(1)), Some(newer_pending)),
-            Some(Side::Secondary)
-        );
+        // A new claim keeps the stronger ones its side had.
+        let touched = Entry::weak(Some(c(5)), 6);
+        assert_eq!(resolve(Some(c(4)), Some(touched)), Some(Side::Secondary));
+        let in_flight = Entry::pending(Some(c(5)), 7);
+        assert_eq!(resolve(Some(c(4)), Some(in_flight)), Some(Side::Secondary));
+        assert_eq!(resolve(Some(c(6)), Some(in_flight)), Some(Side::Primary));
     }
 
     #[test]

@@ -40,9 +40,12 @@
 //!    (absent if that write was a delete).
 //! 3. **No deleted key comes back**, on either side, after repair.
 //! 4. **`create` keeps its meaning.** It inserts only if no live record is
-//!    on the side holding the key's newest write: the primary when nothing
-//!    is journaled, else the journaled side (a create meeting a stale
-//!    primary asks the journal and lets the secondary decide).
+//!    on the side holding the key's newest write, and a create that answers
+//!    `false` leaves nothing behind. It first reads the key's journal entry
+//!    on the secondary (one extra point read per create; creates are rare):
+//!    if the secondary holds the key's newest write, the secondary decides;
+//!    else the primary does, and the record is then written to the
+//!    secondary.
 //! 5. **Both sides down: a clear error.** Every operation fails with a
 //!    transient error (the common kind of the two failures, else
 //!    `Unavailable`) whose message names both sides and both errors. It
@@ -72,8 +75,7 @@
 //!     *weak* (pending) journal entries that lose against the newer write's
 //!     entry at repair, so that the newer write survives and the touch or
 //!     create is the one dropped; still, across processes a double fault
-//!     can lose acknowledged writes. (The randomized model test measures
-//!     it: see the crate's tests.)
+//!     can lose acknowledged writes.
 //! * **No partition.** Processes agree on which side is down. If each of
 //!   two processes reaches a different side, both sides take writes; the
 //!   journal then resolves each key to the side whose entry has the larger
@@ -113,15 +115,22 @@
 //!   may return either, until the next write of the key. A value that a
 //!   later write (one that began after it was acknowledged) replaced is
 //!   never returned again. Within one process, writes to a key are
-//!   serialized and both sides see them in the same order.
+//!   serialized and both sides see them in the same order. (One more
+//!   corner: if another process journals the key on the secondary between
+//!   a create's journal read and its write to the primary, the create
+//!   answers `false` and takes its record back from the primary before
+//!   returning; a concurrent read may have seen it.)
 //! * **Unacknowledged writes** (that returned an error, or whose future was
 //!   dropped) may have reached one side; they may or may not become
 //!   visible, and repair converges both sides to one outcome.
-//! * **Knowledge of other processes' repairs** comes with the next poll: a
-//!   process that met a journal entry which another process then repaired
-//!   treats the key as journaled (reads it from the entry's side, refuses
-//!   it if that side fails) until its own repair task or poll finds the
-//!   entry gone, within about one `poll_interval`.
+//! * **What this process remembers.** It keeps the journal entries it
+//!   wrote or met. With `PerRead`, reads follow the stores' entries, and
+//!   writes re-read the entries of a key it remembers (under the key's
+//!   lock), so another process repairing or journaling the key cannot
+//!   mislead them; the memory only stands in for a side whose journal
+//!   cannot be read, and then errs towards refusing. With `Poll`, reads
+//!   follow the memory, which learns of other processes' repairs and
+//!   entries at the next poll (within about one `poll_interval`).
 //! * Clock skew matters only where two entries for one key compete (double
 //!   faults, partitions); lease expiry follows the secondary's clock.
 //!
@@ -132,7 +141,7 @@
 //! | `get` | primary (+ the key's entry on the secondary, `PerRead`); a journaled key from its newest side | the other side, unless it is known stale for the key (then an error) |
 //! | `set`, `delete` | primary, then secondary | the up side, journaled there first |
 //! | `touch` | primary, then secondary; answers as the newest side | the up side, unless known stale for the key |
-//! | `create` | decided by the newest side (primary if nothing is journaled), then written to the other | the up side decides, unless known stale for the key |
+//! | `create` | the key's entry on the secondary is read; the newest side decides (primary if nothing is journaled), then the record is written to the other | the up side decides, unless known stale for the key |
 //! | `scan`, `len` | the primary | the secondary |
 //! | `clear` | both sides | error: needs both |
 //!

@@ -72,9 +72,9 @@ pub(crate) enum Claim {
     /// whatever the other side holds.
     Committed,
     /// A write whose outcome depended on what its side held (`touch`,
-    /// `create`): a pending-only entry, which loses against any committed
-    /// entry of the other side (so that a touch or create decided by a stale
-    /// side in a double fault cannot make the stale copy win).
+    /// `create`): a weak entry, which loses against any committed entry of
+    /// the other side (so that a touch or create decided by a stale side in
+    /// a double fault cannot make the stale copy win).
     Weak,
 }
 
@@ -232,22 +232,27 @@ impl<P: Store, S: Store> Shared<P, S> {
 
     /// Reads the entries of both sides from the stores, teaches them to the
     /// mirror and resolves them.
+    /// Callers hold the key's lock: the mirror is set to exactly what the
+    /// stores hold.
     pub(crate) async fn stored_pair(&self, key: &str) -> Result<Pair> {
         let pair = Pair {
             primary: self.read_entry(Side::Primary, key).await?,
             secondary: self.read_entry(Side::Secondary, key).await?,
         };
-        self.learn(key, pair);
+        for side in [Side::Primary, Side::Secondary] {
+            self.known_exactly(key, side, pair.get(side));
+        }
         Ok(pair)
     }
 
-    pub(crate) fn learn(&self, key: &str, pair: Pair) {
-        for side in [Side::Primary, Side::Secondary] {
-            if let Some(e) = pair.get(side) {
-                self.stamps.witness(e);
-                self.mirror.learn(key, side, e);
-            }
+    /// Records what `side`'s store holds for `key`, read under the key's
+    /// lock: in-process writers cannot interleave, so the store is the
+    /// truth for this side.
+    pub(crate) fn known_exactly(&self, key: &str, side: Side, entry: Option<Entry>) {
+        if let Some(e) = entry {
+            self.stamps.witness(e);
         }
+        self.mirror.set_side(key, side, entry);
     }
 
     /// Stores an entry on `side`, then the side's dirty marker (entry first:
@@ -287,10 +292,7 @@ impl<P: Store, S: Store> Shared<P, S> {
         let stamp = self.stamps.next_after(self.now(), &before);
         let entry = match claim {
             Claim::Committed => Entry::committed(stamp),
-            Claim::Weak => Entry {
-                committed: self.committed_on(up, key, &before).await?,
-                pending: Some(stamp),
-            },
+            Claim::Weak => Entry::weak(self.entry_on(up, key, &before).await?, stamp),
         };
         self.mirror.learn(key, up, entry);
         let r = self.write_entry(up, key, entry, true).await;
@@ -303,37 +305,36 @@ impl<P: Store, S: Store> Shared<P, S> {
         r
     }
 
-    /// The committed stamp of `up`'s entry for `key`, which a new pending
-    /// entry must keep: from the mirror, else from the store (another
-    /// process's entry).
-    pub(crate) async fn committed_on(
+    /// `up`'s entry for `key`, whose stronger claims a new entry must keep:
+    /// from the mirror, else from the store (another process's entry).
+    pub(crate) async fn entry_on(
         &self,
         up: Side,
         key: &str,
         known: &Pair,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Entry>> {
         if let Some(e) = known.get(up) {
-            return Ok(e.committed);
+            return Ok(Some(e));
         }
         let stored = self.read_entry(up, key).await?;
-        Ok(stored.and_then(|e| {
+        if let Some(e) = stored {
             self.stamps.witness(e);
-            e.committed
-        }))
+        }
+        Ok(stored)
     }
 
-    /// The authority for `key`: the mirror's if it knows one, else the
-    /// stores' entries. A side that cannot be read is taken to hold no
-    /// entry: it could not have taken the writes the other side missed
-    /// (one fault at a time).
-    pub(crate) async fn authority(&self, key: &str, known: Option<Side>) -> Option<Side> {
-        if known.is_some() {
-            return known;
+    /// The side holding the newest write of `key`, from the stores'
+    /// entries (read under the key's lock, so the mirror is set to them); a
+    /// side whose journal cannot be read is represented by what this process
+    /// knows of it.
+    pub(crate) async fn authority(&self, key: &str) -> Option<Side> {
+        let mut pair = self.mirror.get(key).unwrap_or_default();
+        for side in [Side::Primary, Side::Secondary] {
+            if let Ok(entry) = self.read_entry(side, key).await {
+                self.known_exactly(key, side, entry);
+                *pair.slot_mut(side) = entry;
+            }
         }
-        let primary = self.read_entry(Side::Primary, key).await.unwrap_or(None);
-        let secondary = self.read_entry(Side::Secondary, key).await.unwrap_or(None);
-        let pair = Pair { primary, secondary };
-        self.learn(key, pair);
         pair.authority()
     }
 }

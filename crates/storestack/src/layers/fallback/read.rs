@@ -1,12 +1,19 @@
 //! The read path of [`Fallback`](super::Fallback).
 //!
-//! A key this process knows to be journaled is read from the side holding
-//! its newest write, and only from there. Otherwise the primary is read,
-//! and with [`JournalCheck::PerRead`] the key's journal entry on the
-//! secondary at the same time: an entry there means the primary missed
-//! writes to the key, which are then read from the secondary. The
-//! secondary serves a read also when the primary fails with a transient
-//! error.
+//! With [`JournalCheck::PerRead`] every read reads the primary and, at the
+//! same time, the key's journal entry on the secondary: the stores'
+//! journal, not this process's memory of it, decides where the newest
+//! write is, so knowledge another process made stale (by repairing or
+//! journaling the key) cannot mislead a read. No entry on the secondary:
+//! the primary is current (with a transient error, the secondary serves,
+//! unless this process knows it is stale for the key). An entry: the
+//! primary's entry is read too and the side holding the newest write
+//! serves, alone. This process's memory ([`Mirror`](super::journal::Mirror))
+//! stands in only for a side whose journal cannot be read.
+//!
+//! With [`JournalCheck::Poll`] reads trust this process's memory: a key it
+//! knows to be journaled is read from the side holding its newest write,
+//! any other key from the primary (the secondary on a transient error).
 
 use super::journal::{Entry, Pair, Side};
 use super::status::bump;
@@ -18,24 +25,14 @@ impl<P: Store, S: Store> Shared<P, S> {
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Record>> {
         // The side stores check the rest of the key rules.
         self.check_reserved(Op::Get, key)?;
-        if !self.mirror.is_empty() {
-            return Box::pin(self.get_slow(key)).await;
-        }
-        // The hot path: nothing journaled is known to this process. The rare
-        // cases are boxed, to keep this future small.
         let epoch = self.mirror.epoch();
+        // The hot paths first; the rare cases are boxed, to keep this future
+        // small.
         match self.cfg.journal_check {
-            JournalCheck::Poll => match self.primary.get(key).await {
-                Ok(v) => {
-                    self.observe_ok(Side::Primary);
-                    Ok(v)
-                }
-                p => {
-                    self.observe(Side::Primary, &p);
-                    Box::pin(self.retry_get(key, epoch, self.finish_get(key, p))).await
-                }
-            },
             JournalCheck::PerRead => {
+                // What this process knows, as of before the reads (a write
+                // finishing during them must not vouch for what they saw).
+                let known = self.mirror.get(key).unwrap_or_default();
                 let jkey = self.names.journal_key(key);
                 let (p, j) = tokio::join!(self.primary.get(key), self.secondary.get(&jkey));
                 match (p, j) {
@@ -45,18 +42,23 @@ impl<P: Store, S: Store> Shared<P, S> {
                         Ok(v)
                     }
                     (p, j) => {
-                        let rest = self.after_checked(key, epoch, p, j);
+                        let rest = self.after_checked(key, epoch, known, p, j);
                         Box::pin(self.retry_get(key, epoch, rest)).await
                     }
                 }
             }
+            JournalCheck::Poll if self.mirror.is_empty() => match self.primary.get(key).await {
+                Ok(v) => {
+                    self.observe_ok(Side::Primary);
+                    Ok(v)
+                }
+                p => {
+                    self.observe(Side::Primary, &p);
+                    Box::pin(self.retry_get(key, epoch, self.finish_get(key, p))).await
+                }
+            },
+            JournalCheck::Poll => Box::pin(self.retry_get(key, epoch, self.get_once(key))).await,
         }
-    }
-
-    /// Reads a key this process knows to be journaled.
-    async fn get_slow(&self, key: &str) -> Result<Option<Record>> {
-        let epoch = self.mirror.epoch();
-        self.retry_get(key, epoch, self.get_once(key)).await
     }
 
     /// Reads take no lock: a repair of this process may have finished (and
@@ -75,12 +77,12 @@ impl<P: Store, S: Store> Shared<P, S> {
     }
 
     async fn get_once(&self, key: &str) -> Result<Option<Record>> {
-        if let Some(side) = self.mirror.get(key).and_then(|p| p.authority()) {
-            return self.get_from_authority(side, key).await;
-        }
         match self.cfg.journal_check {
             JournalCheck::PerRead => self.get_checked(key).await,
             JournalCheck::Poll => {
+                if let Some(side) = self.mirror.get(key).and_then(|p| p.authority()) {
+                    return self.get_from_authority(side, key).await;
+                }
                 let p = self.get_on(Side::Primary, key).await;
                 self.finish_get(key, p).await
             }
@@ -100,30 +102,58 @@ impl<P: Store, S: Store> Shared<P, S> {
     async fn get_checked(&self, key: &str) -> Result<Option<Record>> {
         let jkey = self.names.journal_key(key);
         let epoch = self.mirror.epoch();
+        let known = self.mirror.get(key).unwrap_or_default();
         let (p, j) = tokio::join!(self.primary.get(key), self.secondary.get(&jkey));
-        self.after_checked(key, epoch, p, j).await
+        self.after_checked(key, epoch, known, p, j).await
     }
 
-    /// The rest of [`get_checked`](Self::get_checked), given the primary's
-    /// answer `p` and the secondary's journal entry `j`.
+    /// The rest of [`get_checked`](Self::get_checked), given what this
+    /// process knew before the reads, the primary's answer `p` and the
+    /// secondary's journal entry `j`.
     async fn after_checked(
         &self,
         key: &str,
         epoch: u64,
+        known: Pair,
         p: Result<Option<Record>>,
         j: Result<Option<Record>>,
     ) -> Result<Option<Record>> {
         self.observe(Side::Primary, &p);
         self.observe(Side::Secondary, &j);
-        let Ok(Some(raw)) = j else {
-            // No entry (or the secondary is unreachable and cannot have
-            // taken writes the primary missed since it failed).
-            return self.finish_get(key, p).await;
+        let secondary = match j {
+            Ok(None) => {
+                // The secondary took no write the primary missed. If the
+                // primary failed, the secondary serves, unless this process
+                // knows the secondary missed writes to the key.
+                let pair = Pair {
+                    primary: known.primary,
+                    secondary: None,
+                };
+                return match pair.authority() {
+                    Some(Side::Primary) => self.primary_only(p),
+                    _ => self.finish_get(key, p).await,
+                };
+            }
+            // The secondary cannot be read: this process's knowledge stands
+            // in for its entry.
+            Err(_) => {
+                return match known.authority() {
+                    Some(Side::Secondary) => self.get_from_authority(Side::Secondary, key).await,
+                    Some(Side::Primary) => self.primary_only(p),
+                    None => self.finish_get(key, p).await,
+                };
+            }
+            Ok(Some(raw)) => Entry::decode(&raw.value),
         };
         // The primary may be stale: the secondary took writes it missed.
-        let secondary = Some(Entry::decode(&raw.value));
-        let primary = self.read_entry(Side::Primary, key).await.unwrap_or(None);
-        let pair = Pair { primary, secondary };
+        let primary = match self.read_entry(Side::Primary, key).await {
+            Ok(entry) => entry,
+            Err(_) => known.primary,
+        };
+        let pair = Pair {
+            primary,
+            secondary: Some(secondary),
+        };
         for side in [Side::Primary, Side::Secondary] {
             if let Some(e) = pair.get(side) {
                 self.stamps.witness(e);
@@ -134,13 +164,16 @@ impl<P: Store, S: Store> Shared<P, S> {
         match pair.authority() {
             // The secondary's entry is older than the primary's: the
             // secondary is the stale one, so no failover to it.
-            Some(Side::Primary) => match p {
-                Err(e) if e.is_transient() => {
-                    Err(self.newest_unreachable(Op::Get, Side::Primary, e))
-                }
-                r => r,
-            },
+            Some(Side::Primary) => self.primary_only(p),
             _ => self.get_from_authority(Side::Secondary, key).await,
+        }
+    }
+
+    /// The primary's answer where the secondary is known to be stale.
+    fn primary_only(&self, p: Result<Option<Record>>) -> Result<Option<Record>> {
+        match p {
+            Err(e) if e.is_transient() => Err(self.newest_unreachable(Op::Get, Side::Primary, e)),
+            r => r,
         }
     }
 

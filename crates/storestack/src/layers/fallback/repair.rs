@@ -240,10 +240,14 @@ impl<P: Store, S: Store> Shared<P, S> {
         Ok(())
     }
 
-    /// Returns `false` if some entry read could not be learned.
+    /// Returns `false` if some entry read could not be learned. Known
+    /// entries of `side` that are gone from its store are forgotten
+    /// (another process repaired them).
     async fn load_journal_once(&self, side: Side) -> Result<bool> {
         let store = self.store(side);
         let epoch = self.mirror.epoch();
+        let known: Vec<_> = self.mirror.keys_on(side);
+        let mut seen = std::collections::BTreeSet::new();
         let mut cursor = ScanCursor::start();
         let mut found = 0usize;
         loop {
@@ -262,12 +266,26 @@ impl<P: Store, S: Store> Shared<P, S> {
                     if !self.mirror.learn_since(epoch, key, side, entry) {
                         return Ok(false);
                     }
+                    seen.insert(key.to_owned());
                     found += 1;
                 }
             }
             match page.next {
                 Some(next) => cursor = next,
                 None => break,
+            }
+        }
+        // Known entries the scan did not find were repaired elsewhere, or
+        // written by this process after the scan passed them: look again,
+        // under the key's lock.
+        for (key, expected) in known {
+            if seen.contains(&key) {
+                continue;
+            }
+            if let Some(_guard) = self.locks.try_lock(&key) {
+                if self.read_entry(side, &key).await?.is_none() {
+                    self.mirror.forget_side_if(&key, side, expected);
+                }
             }
         }
         if found == 0 {

@@ -717,3 +717,40 @@ async fn touch_during_a_secondary_outage_does_not_promote_a_stale_primary() {
     assert_eq!(p.raw("k").await.as_deref(), Some("v2"));
     assert_eq!(value(&f, "k").await.as_deref(), Some("v2"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_create_leaves_nothing_on_the_primary() {
+    let (p, s) = stores();
+    let a = fallback(&p, &s);
+    p.down();
+    assert!(a.create("k", rec("first")).await.unwrap());
+    p.up();
+    // Another process, in Poll mode: its reads would trust the primary.
+    let b = Fallback::with_config(
+        p.clone(),
+        s.clone(),
+        config().journal_check(JournalCheck::Poll),
+    );
+    assert!(!b.create("k", rec("second")).await.unwrap());
+    assert_eq!(p.raw("k").await, None, "the refused record is visible");
+    assert_eq!(s.raw("k").await.as_deref(), Some("first"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_touch_decided_by_a_stale_side_does_not_lose_the_newer_write() {
+    let (p, s) = stores();
+    let a = fallback(&p, &s);
+    a.set("k", rec("v1")).await.unwrap();
+    s.down();
+    a.set("k", rec("v2")).await.unwrap(); // journaled on the primary
+    s.up();
+    p.down(); // a double fault, before any repair
+              // A process that never saw the journal touches the stale copy.
+    let b = fallback(&p, &s);
+    assert!(b.touch("k", None).await.unwrap());
+    p.up();
+    b.handle().repair_now().await;
+    a.handle().repair_now().await;
+    assert_eq!(p.raw("k").await.as_deref(), Some("v2"));
+    assert_eq!(s.raw("k").await.as_deref(), Some("v2"));
+}

@@ -10,7 +10,7 @@
 use super::journal::{Entry, Side};
 use super::ops::{Claim, Mutation};
 use super::status::bump;
-use super::{JournalCheck, Shared};
+use super::Shared;
 use crate::error::{Op, Result, StoreError};
 use crate::limits;
 use crate::store::{Record, Store};
@@ -22,7 +22,12 @@ impl<P: Store, S: Store> Shared<P, S> {
             limits::check_expiry(Op::Touch, *at)?;
         }
         let _guard = self.locks.lock(key).await;
-        let known = self.mirror.get(key).and_then(|p| p.authority());
+        // What this process knows of the key may be out of date (another
+        // process repaired or journaled it): refresh it from the stores.
+        let known = match self.mirror.get(key) {
+            Some(_) => Box::pin(self.authority(key)).await,
+            None => None,
+        };
         match &m {
             Mutation::Create(record) => Box::pin(self.create(key, &m, record, known)).await,
             _ => self.write_both(key, &m, known).await,
@@ -80,7 +85,11 @@ impl<P: Store, S: Store> Shared<P, S> {
         pr: bool,
         sr: bool,
     ) -> Result<bool> {
-        match self.authority(key, known).await {
+        let authority = match known {
+            Some(side) => Some(side),
+            None => self.authority(key).await,
+        };
+        match authority {
             Some(Side::Secondary) => Ok(sr),
             Some(Side::Primary) => Ok(pr),
             None => {
@@ -108,17 +117,19 @@ impl<P: Store, S: Store> Shared<P, S> {
         if let Some(side) = known {
             return self.create_on(side, key, m, record).await;
         }
+        // The secondary may hold the key's newest write (the primary missed
+        // it): then the secondary decides, before anything is written to the
+        // primary. One read, where the other writes need none: creates are
+        // rare (one per session). An unreadable secondary cannot have taken
+        // writes the primary missed since it failed.
+        if let Ok(Some(_)) = self.read_entry(Side::Secondary, key).await {
+            if let Some(side) = self.authority(key).await {
+                return self.create_on(side, key, m, record).await;
+            }
+        }
         match self.apply(Side::Primary, key, m).await {
             Ok(true) => {}
-            Ok(false) => {
-                // Absent on a stale primary is not absent: ask the journal.
-                if self.cfg.journal_check == JournalCheck::PerRead
-                    && self.authority(key, None).await == Some(Side::Secondary)
-                {
-                    return self.create_on(Side::Secondary, key, m, record).await;
-                }
-                return Ok(false);
-            }
+            Ok(false) => return Ok(false),
             Err(pe) if pe.is_transient() => {
                 return Box::pin(self.degraded(Side::Secondary, key, m, pe)).await;
             }
@@ -128,9 +139,14 @@ impl<P: Store, S: Store> Shared<P, S> {
             Ok(true) => Ok(true),
             Ok(false) => {
                 // The secondary holds a live record the primary did not.
-                if self.authority(key, None).await == Some(Side::Secondary) {
-                    // The primary was stale: the key exists. Repair will
-                    // replace the record just created on the primary.
+                if self.authority(key).await == Some(Side::Secondary) {
+                    // The primary was stale (journaled by another process
+                    // since the check above): the key exists. Take back the
+                    // record just created on the primary by copying the
+                    // secondary's over it (repair would, later).
+                    if let Ok(newest) = self.get_on(Side::Secondary, key).await {
+                        let _ = self.put(Side::Primary, key, newest).await;
+                    }
                     return Ok(false);
                 }
                 // A leftover on the secondary (or a concurrent write of
@@ -202,15 +218,12 @@ impl<P: Store, S: Store> Shared<P, S> {
             // `up` is stale for this key; its answer would be wrong.
             return Err(self.newest_unreachable(op, down, first));
         }
-        let committed = match self.committed_on(up, key, &pair).await {
-            Ok(c) => c,
+        let prev = match self.entry_on(up, key, &pair).await {
+            Ok(prev) => prev,
             Err(e) => return Err(self.fail_on(op, (down, first), (up, e))),
         };
-        let pending = Entry {
-            committed,
-            pending: Some(self.stamps.next_after(self.now(), &pair)),
-        };
-        let stamp = pending.pending.unwrap_or_default();
+        let stamp = self.stamps.next_after(self.now(), &pair);
+        let pending = Entry::pending(prev, stamp);
         self.mirror.learn(key, up, pending);
         if let Err(e) = self.write_entry(up, key, pending, true).await {
             let after = self.mirror.get(key).unwrap_or_default();
@@ -223,11 +236,13 @@ impl<P: Store, S: Store> Shared<P, S> {
             Ok(out) => out,
             Err(e) => return Err(self.fail_on(op, (down, first), (up, e))),
         };
-        // A touch or create leaves its entry pending (weak): see `Claim`.
-        if m.changed(out) && m.claim() == Claim::Committed {
-            let committed = Entry::committed(stamp);
-            self.mirror.learn(key, up, committed);
-            if let Err(e) = self.write_entry(up, key, committed, false).await {
+        if m.changed(out) {
+            let claim = match m.claim() {
+                Claim::Committed => Entry::committed(stamp),
+                Claim::Weak => Entry::weak(prev, stamp),
+            };
+            self.mirror.learn(key, up, claim);
+            if let Err(e) = self.write_entry(up, key, claim, false).await {
                 return Err(self.fail_on(op, (down, first), (up, e)));
             }
         }
