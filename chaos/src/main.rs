@@ -1,7 +1,8 @@
 //! `storestack-chaos`: runs the chaos suite and prints its report.
 //!
 //! With no arguments it runs the embedded suite (memory stores, no server)
-//! and writes `chaos-report/`. The exit code is 0 when every scenario that
+//! and writes `chaos-report/`; the real-backend scenarios run with
+//! `--redis URL` or `--real` and are listed as skipped otherwise. The exit code is 0 when every scenario that
 //! ran kept its invariants, 1 when one did not, 2 when the suite itself
 //! could not run (bad arguments, a scenario that could not be set up).
 
@@ -23,7 +24,8 @@ use storestack_chaos::ChaosError;
 #[derive(Debug, Parser)]
 #[command(name = "storestack-chaos", version)]
 struct Cli {
-    /// Run only this scenario (repeatable; see --list).
+    /// Run only this scenario (repeatable; `redis-*` names every scenario
+    /// starting with `redis-`; see --list).
     #[arg(long = "scenario", value_name = "NAME")]
     scenarios: Vec<String>,
     /// List the scenarios and exit.
@@ -44,6 +46,11 @@ struct Cli {
     /// MongoDB for the real-backend scenarios (mongodb://host:port).
     #[arg(long, value_name = "URL")]
     mongodb: Option<String>,
+    /// Let the real-backend scenarios start their own servers
+    /// (redis-server on a free port): needed by the process faults (kill,
+    /// pause, restart empty), and used when no --redis is given.
+    #[arg(long)]
+    real: bool,
     /// Also write every operation of every scenario into report.json.
     #[arg(long)]
     keep_history: bool,
@@ -98,7 +105,12 @@ async fn run(cli: Cli) -> Result<bool, ChaosError> {
             } else {
                 format!(" (needs {})", needs.join(", "))
             };
-            println!("{:<24} {}{needs}", s.name(), s.description());
+            let opt_in = if s.is_opt_in() {
+                " (runs only when named)"
+            } else {
+                ""
+            };
+            println!("{:<24} {}{needs}{opt_in}", s.name(), s.description());
         }
         return Ok(true);
     }
@@ -115,6 +127,7 @@ async fn run(cli: Cli) -> Result<bool, ChaosError> {
         .duration(duration)
         .redis_url(cli.redis)
         .mongodb_url(cli.mongodb)
+        .real(cli.real)
         .keep_history(cli.keep_history);
     let runner = Runner::new(config);
     let started_at = SystemTime::now();
@@ -142,7 +155,7 @@ async fn run_with_progress(
 ) -> Result<Vec<ScenarioResult>, ChaosError> {
     let interactive = std::io::stderr().is_terminal();
     let bars = MultiProgress::new();
-    let style = ProgressStyle::with_template("{spinner} {prefix:<24} {elapsed:>4} {msg}")
+    let style = ProgressStyle::with_template("{spinner} {prefix:<26} {elapsed:>4} {msg}")
         .expect("valid template");
     let width = scenarios.iter().map(|s| s.name().len()).max().unwrap_or(0);
     let mut results = Vec::with_capacity(scenarios.len());
@@ -180,7 +193,7 @@ async fn run_with_progress(
             Status::Skipped(why) => format!("SKIP ({why})"),
             Status::Ran => format!(
                 "{} {} ops, {:.2}% available",
-                if result.passed() { "PASS" } else { "FAIL" },
+                result.verdict_label(),
                 result.verdict.total.ops,
                 result.verdict.availability()
             ),

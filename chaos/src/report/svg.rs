@@ -38,7 +38,7 @@ type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, result: &ScenarioResult) -> DrawResult {
     root.fill(&WHITE)?;
-    let verdict = if result.passed() { "PASS" } else { "FAIL" };
+    let verdict = result.verdict_label();
     let title = format!(
         "{} on {} - {} - {} ops, {:.2}% available",
         result.name,
