@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::Parser;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use storestack_chaos::report::SuiteReport;
 use storestack_chaos::scenario::{self, RunConfig, Runner, Scenario, ScenarioResult, Status};
 use storestack_chaos::workload::Progress;
@@ -154,22 +154,35 @@ async fn run_with_progress(
     scenarios: &[Scenario],
 ) -> Result<Vec<ScenarioResult>, ChaosError> {
     let interactive = std::io::stderr().is_terminal();
-    let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("{spinner} {prefix:<26} {elapsed:>4} {msg}")
         .expect("valid template");
     let width = scenarios.iter().map(|s| s.name().len()).max().unwrap_or(0);
     let mut results = Vec::with_capacity(scenarios.len());
     for s in scenarios {
         let progress = Arc::new(Progress::default());
-        let bar = bars.add(ProgressBar::new_spinner());
+        // Hidden while the scenario sets up (decorators may print their
+        // seeds then), shown on a terminal once the workload runs.
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_style(style.clone());
         bar.set_prefix(s.name().to_string());
-        bar.enable_steady_tick(Duration::from_millis(100));
+        let show = {
+            let bar = bar.clone();
+            move || {
+                if interactive && bar.is_hidden() {
+                    bar.set_draw_target(ProgressDrawTarget::stderr());
+                    bar.enable_steady_tick(Duration::from_millis(100));
+                }
+            }
+        };
         let ticker = {
             let bar = bar.clone();
             let progress = progress.clone();
+            let show = show.clone();
             tokio::spawn(async move {
                 loop {
+                    if progress.ops() > 0 {
+                        show();
+                    }
                     bar.set_message(format!(
                         "{} ops, {} errors, {} hangs",
                         progress.ops(),
@@ -182,6 +195,7 @@ async fn run_with_progress(
         };
         let result = runner.run_with_progress(s, progress).await;
         ticker.abort();
+        show();
         let result = match result {
             Ok(r) => r,
             Err(e) => {

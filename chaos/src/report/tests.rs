@@ -46,10 +46,12 @@ async fn json_round_trips_and_files_are_written() {
     assert!(svg.starts_with("<svg"), "{}", &svg[..50]);
     // Text is real SVG text, not glyph paths.
     assert!(svg.contains("<text"));
-    assert!(svg.contains("store-down on fault(memory) - PASS"));
+    assert!(svg.contains("store-down - PASS - "));
+    assert!(svg.contains("stack: fault(memory); seed "));
+    assert!(svg.contains("faults (red lines): "));
     let limit = std::fs::read_to_string(out.join("primary-restarts-empty.svg")).unwrap();
-    assert!(limit.contains("primary-restarts-empty on fallback("));
-    assert!(limit.contains(" - LIMIT - "));
+    assert!(limit.contains("primary-restarts-empty - LIMIT - "));
+    assert!(limit.contains("stack: fallback("));
     assert!(svg.contains("fault window"));
     assert!(std::fs::read_to_string(&written.table)
         .unwrap()
