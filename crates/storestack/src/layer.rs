@@ -79,6 +79,7 @@
 
 use crate::layers::fallback::Fallback;
 use crate::layers::instrumented::{InstrumentConfig, Instrumented};
+use crate::layers::migration::Migration;
 use crate::layers::namespaced::Namespaced;
 use crate::store::Store;
 
@@ -217,6 +218,12 @@ pub trait StoreExt: Store + Sized {
     #[cfg(feature = "encryption")]
     fn encrypted(self, layer: impl Into<crate::EncryptedLayer>) -> crate::Encrypted<Self> {
         crate::Encrypted::with_layer(self, layer.into())
+    }
+
+    /// Migrates from `self` (old) to `new`, starting in `OldOnly`; switch
+    /// phases through [`Migration::handle`] (see [`Migration`]).
+    fn migrating_to<N: Store>(self, new: N) -> Migration<Self, N> {
+        Migration::new(self, new)
     }
 
     /// Typed access to serde values, JSON-encoded (see [`Typed`](crate::typed::Typed)).

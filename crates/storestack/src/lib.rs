@@ -38,22 +38,23 @@ pub mod typed;
 
 pub use error::{ErrorKind, Op, Result, StoreError};
 pub use layer::{Identity, Layer, Stack, StoreExt};
-#[cfg(feature = "circuit-breaker")]
-pub use layers::circuit_breaker::{
-    BreakerConfig, BreakerHandle, BreakerState, CircuitBreaker, CircuitBreakerLayer,
-};
-#[cfg(feature = "fault")]
-pub use layers::fault::{FaultConfig, FaultHandle, FaultInjection, FaultInjectionLayer};
-pub use layers::fallback::{Fallback, FallbackConfig, FallbackHandle, FallbackLayer};
 #[cfg(feature = "cache")]
 pub use layers::cached::{
     CacheConfig, Cached, CachedLayer, Invalidator, LocalInvalidator, Notice, Subscriber,
 };
-pub use layers::instrumented::{InstrumentConfig, Instrumented, InstrumentedLayer};
+#[cfg(feature = "circuit-breaker")]
+pub use layers::circuit_breaker::{
+    BreakerConfig, BreakerHandle, BreakerState, CircuitBreaker, CircuitBreakerLayer,
+};
 #[cfg(any(feature = "zstd", feature = "lz4", feature = "gzip"))]
 pub use layers::compressed::{Codec, Compressed, CompressedLayer};
 #[cfg(feature = "encryption")]
 pub use layers::encrypted::{Algorithm, Encrypted, EncryptedLayer, Key, KeyError, Keyring};
+pub use layers::fallback::{Fallback, FallbackConfig, FallbackHandle, FallbackLayer};
+#[cfg(feature = "fault")]
+pub use layers::fault::{FaultConfig, FaultHandle, FaultInjection, FaultInjectionLayer};
+pub use layers::instrumented::{InstrumentConfig, Instrumented, InstrumentedLayer};
+pub use layers::migration::{Migration, MigrationHandle, MigrationLayer, Phase};
 pub use layers::namespaced::{Namespaced, NamespacedLayer};
 #[cfg(feature = "retry")]
 pub use layers::retry::{Retry, RetryConfig, RetryLayer};

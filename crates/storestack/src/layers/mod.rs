@@ -14,6 +14,7 @@ pub mod fallback;
 #[cfg(feature = "fault")]
 pub mod fault;
 pub mod instrumented;
+pub mod migration;
 pub mod namespaced;
 #[cfg(feature = "retry")]
 pub mod retry;

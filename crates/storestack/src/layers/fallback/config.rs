@@ -50,7 +50,8 @@ pub struct FallbackConfig {
     /// The reserved key prefix of the journal, the leases and the dirty
     /// markers. User keys may not start with it, and `scan`, `len` and
     /// `clear` hide it. Two fallbacks sharing a store need distinct
-    /// prefixes. Default `"__fallback:"`.
+    /// prefixes; an empty prefix means the default. It must be a valid key
+    /// prefix (no control characters). Default `"__fallback:"`.
     pub prefix: String,
     /// Whether to spawn the background poll-and-repair task when the
     /// fallback is created inside a tokio runtime. Default `true`. Without
@@ -71,7 +72,7 @@ impl Default for FallbackConfig {
             settle: Duration::from_secs(2),
             lease: Duration::from_secs(30),
             repair_batch: 256,
-            prefix: "__fallback:".to_owned(),
+            prefix: super::journal::DEFAULT_PREFIX.to_owned(),
             background: true,
             clock: clock::system(),
         }

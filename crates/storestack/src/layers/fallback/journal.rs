@@ -3,8 +3,11 @@
 //! An entry `J(k)` stored on side X says "X holds the newest content of
 //! `k`; the other side may be stale". It is stored under
 //! `{prefix}j:{k}` with no expiry. Its value names two [stamps](Stamps):
-//! `pending` (written *before* a write on X whose outcome is not known yet)
-//! and `committed` (written after that write succeeded). When both sides
+//! `pending`, written *before* a write on X whose outcome is not known yet
+//! (and kept by a `touch` or `create`, whose outcome depended on what X
+//! held), and `committed`, written after a blind write (`set`, `delete`)
+//! succeeded on X. A pending entry keeps the committed stamp X already
+//! had. When both sides
 //! hold an entry, [`resolve`] picks the authority: the larger committed
 //! stamp wins, then the larger pending stamp, and a tie goes to the
 //! primary.
@@ -202,6 +205,9 @@ impl Stamps {
     }
 }
 
+/// The reserved prefix when none (or an empty one) is configured.
+pub(crate) const DEFAULT_PREFIX: &str = "__fallback:";
+
 /// The reserved keys of a fallback, all under one prefix.
 #[derive(Debug, Clone)]
 pub(crate) struct Names {
@@ -213,6 +219,12 @@ pub(crate) struct Names {
 
 impl Names {
     pub(crate) fn new(prefix: &str) -> Self {
+        // An empty prefix would reserve every key.
+        let prefix = if prefix.is_empty() {
+            DEFAULT_PREFIX
+        } else {
+            prefix
+        };
         Names {
             prefix: prefix.to_owned(),
             journal: format!("{prefix}j:"),
@@ -553,5 +565,6 @@ mod tests {
         assert_eq!(n.max_key_len() + n.journal_prefix().len(), MAX_KEY_LEN);
         assert!(n.is_reserved("__fallback:anything"));
         assert!(!n.is_reserved("sess:1"));
+        assert_eq!(Names::new("").prefix, DEFAULT_PREFIX);
     }
 }

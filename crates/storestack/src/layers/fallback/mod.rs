@@ -54,16 +54,26 @@
 //! * **One fault at a time.** After a side returns, the repair of the keys
 //!   journaled while it was away completes before the *other* side fails
 //!   (with the background task, within about `poll_interval` + `settle`
-//!   of its return). If instead the side holding entries fails first (a
-//!   *double fault*), the newest writes of those keys are on an
-//!   unreachable store. A process that knows those keys (its own writes,
-//!   entries it met on reads or polls) refuses to serve them from the stale
-//!   side (a transient error, counted in [`FallbackStatus::refused`]):
-//!   within one process the guarantees hold through double faults, with
-//!   errors instead of stale data. Another process that never saw those
-//!   entries may read the stale copy, and a `touch` or `create` it sends
-//!   there is decided on stale data. Blind writes (`set`, `delete`) are
-//!   always safe: they supersede the stale copy.
+//!   of its return); and an operation does not span two outages (one that
+//!   met the primary down and then, after the primary's return, the
+//!   secondary down has seen both sides fail, and says so). If instead the
+//!   side holding entries fails first (a *double fault*), the newest writes
+//!   of those keys are on an unreachable store:
+//!   * A process that knows those keys (its own writes, entries it met on
+//!     reads or polls) refuses to serve them from the stale side: `get`,
+//!     `touch` and `create` fail with a transient error (counted in
+//!     [`FallbackStatus::refused`]) instead of acting on stale data, while
+//!     `set` and `delete` go through (they supersede the stale copy).
+//!     **Within one process the guarantees hold through double faults, with
+//!     errors instead of stale data.**
+//!   * Another process that never saw those entries may read the stale
+//!     copy (stale reads, deleted keys coming back), and a `touch` or
+//!     `create` it sends there is decided on stale data. Such writes leave
+//!     *weak* (pending) journal entries that lose against the newer write's
+//!     entry at repair, so that the newer write survives and the touch or
+//!     create is the one dropped; still, across processes a double fault
+//!     can lose acknowledged writes. (The randomized model test measures
+//!     it: see the crate's tests.)
 //! * **No partition.** Processes agree on which side is down. If each of
 //!   two processes reaches a different side, both sides take writes; the
 //!   journal then resolves each key to the side whose entry has the larger
@@ -79,7 +89,9 @@
 //!   with repair by a per-key lock and need no such bound.
 //! * **Repairs do not stall past their [`lease`](FallbackConfig::lease).**
 //!   Two processes never repair one key at once while each finishes within
-//!   the lease (held on the secondary, 30 s by default).
+//!   the lease (held on the secondary, 30 s by default). A repair cut short
+//!   by an outage leaves its lease until it expires, delaying that key's
+//!   repair by up to the lease.
 //!
 //! Also:
 //!
@@ -90,9 +102,10 @@
 //!   throughout. With [`JournalCheck::Poll`] it knows another process's
 //!   entries only from its last poll: for up to one `poll_interval` after
 //!   the primary returns from an outage shorter than that, it may read the
-//!   primary's stale copy of a key written by another process during the
-//!   outage (until that key is repaired, which the writer's process starts
-//!   at once). A fresh process in `Poll` mode should call
+//!   primary's stale copy of a key written or deleted by another process
+//!   during the outage (until that key is repaired, which the writer's
+//!   process starts at once). Writes are not affected: no write is lost in
+//!   `Poll` mode. A fresh process in `Poll` mode should call
 //!   [`FallbackHandle::refresh`] before serving.
 //! * **Concurrent writes to one key from two processes** are not ordered
 //!   with each other (no distributed lock on the hot path): the two sides
@@ -104,6 +117,11 @@
 //! * **Unacknowledged writes** (that returned an error, or whose future was
 //!   dropped) may have reached one side; they may or may not become
 //!   visible, and repair converges both sides to one outcome.
+//! * **Knowledge of other processes' repairs** comes with the next poll: a
+//!   process that met a journal entry which another process then repaired
+//!   treats the key as journaled (reads it from the entry's side, refuses
+//!   it if that side fails) until its own repair task or poll finds the
+//!   entry gone, within about one `poll_interval`.
 //! * Clock skew matters only where two entries for one key compete (double
 //!   faults, partitions); lease expiry follows the secondary's clock.
 //!
@@ -207,9 +225,11 @@ mod config;
 mod journal;
 mod layer;
 mod ops;
+mod read;
 mod repair;
 mod status;
 mod whole;
+mod write;
 
 use std::fmt;
 use std::sync::Arc;

@@ -36,7 +36,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::journal::{Entry, Pair, Side};
-use super::ops::same;
+use super::ops::{same, Claim};
 use super::status::{bump, Control, FallbackStatus, RepairReport};
 use super::Shared;
 use crate::error::Result;
@@ -196,7 +196,7 @@ impl<P: Store, S: Store> Shared<P, S> {
             } else {
                 Side::Primary
             };
-            self.journal_fresh(changed, key).await?;
+            self.journal_fresh(changed, key, Claim::Weak).await?;
             return Ok(false);
         }
         self.mirror.forget(key);

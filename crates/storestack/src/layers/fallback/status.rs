@@ -124,15 +124,16 @@ pub(crate) fn bump(counter: &AtomicU64) {
 }
 
 impl Health {
-    /// Records a success on `side`; returns whether it just recovered.
+    /// Records a success on `side`; returns whether it just recovered. The
+    /// store's name is asked for only then.
     #[inline]
-    pub(crate) fn ok(&self, side: Side, name: &str) -> bool {
+    pub(crate) fn ok<'a>(&self, side: Side, name: impl FnOnce() -> &'a str) -> bool {
         let h = &self.sides[side.index()];
         if h.down.load(Ordering::Relaxed) && h.down.swap(false, Ordering::AcqRel) {
             *h.since.lock() = None;
             tracing::info!(
                 side = side.as_str(),
-                store = name,
+                store = name(),
                 "fallback: side reachable again"
             );
             return true;

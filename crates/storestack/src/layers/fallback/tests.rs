@@ -699,3 +699,21 @@ async fn repair_does_not_clobber_a_half_done_write_of_another_process() {
     assert_eq!(value(&writer, "k").await.as_deref(), Some("v2"));
     assert_eq!(repairer.status().journaled_keys, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn touch_during_a_secondary_outage_does_not_promote_a_stale_primary() {
+    let (p, s) = stores();
+    let f = fallback(&p, &s);
+    f.set("k", rec("v1")).await.unwrap();
+    p.down();
+    f.set("k", rec("v2")).await.unwrap();
+    p.up();
+    s.down(); // a double fault: the secondary holds the newest write
+              // The touch goes to the side holding the newest write first.
+    assert!(f.touch("k", None).await.unwrap_err().is_transient());
+    assert!(f.get("k").await.is_err(), "served the primary's stale v1");
+    s.up();
+    f.handle().repair_now().await;
+    assert_eq!(p.raw("k").await.as_deref(), Some("v2"));
+    assert_eq!(value(&f, "k").await.as_deref(), Some("v2"));
+}

@@ -62,7 +62,7 @@ mod metrics;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tracing::field::{display, Empty};
@@ -165,7 +165,7 @@ impl<S> Instrumented<S> {
         if let (true, Some(key)) = (enabled, key) {
             span.record("key", display(KeyHash::of(key)));
         }
-        let start = Instant::now();
+        let start = quanta::Instant::now();
         let result = if enabled {
             fut.instrument(span.clone()).await
         } else {

@@ -115,7 +115,8 @@ impl<S: Store> Timeout<S> {
         if let Poll::Ready(out) = first {
             return out;
         }
-        match tokio::time::timeout(deadline, fut).await {
+        // Boxed, so that the timer's state weighs only on calls that wait.
+        match Box::pin(tokio::time::timeout(deadline, fut)).await {
             Ok(out) => out,
             Err(_) => Err(self.expired(op, deadline)),
         }
