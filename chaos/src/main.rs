@@ -5,6 +5,8 @@
 //! `--redis URL` or `--real` and are listed as skipped otherwise. The exit code is 0 when every scenario that
 //! ran kept its invariants, 1 when one did not, 2 when the suite itself
 //! could not run (bad arguments, a scenario that could not be set up).
+//! With `--fail-on-skip`, a scenario skipped for a missing backend also
+//! exits 1.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -54,6 +56,10 @@ struct Cli {
     /// Also write every operation of every scenario into report.json.
     #[arg(long)]
     keep_history: bool,
+    /// Fail the run (exit 1) when a scenario is skipped for a missing
+    /// backend, as CI must.
+    #[arg(long)]
+    fail_on_skip: bool,
 }
 
 #[tokio::main]
@@ -146,6 +152,11 @@ async fn run(cli: Cli) -> Result<bool, ChaosError> {
             .unwrap_or_default(),
         written.pictures.len()
     );
+    let skipped = report.scenarios.iter().filter(|s| s.skipped()).count();
+    if cli.fail_on_skip && skipped > 0 {
+        println!("--fail-on-skip: {skipped} scenarios were skipped");
+        return Ok(false);
+    }
     Ok(report.passed())
 }
 

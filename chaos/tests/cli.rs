@@ -11,8 +11,16 @@ fn lists_the_scenarios() {
     let out = chaos().arg("--list").output().unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
-    for name in ["baseline ", "primary-killed ", "half-open-storm ", "redis-blackholed "] {
-        assert!(stdout.lines().any(|l| l.starts_with(name)), "{name}: {stdout}");
+    for name in [
+        "baseline ",
+        "primary-killed ",
+        "half-open-storm ",
+        "redis-blackholed ",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(name)),
+            "{name}: {stdout}"
+        );
     }
     let canary = stdout
         .lines()
@@ -75,7 +83,10 @@ fn a_broken_stack_fails_the_run() {
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("VIOLATED: no lost writes (measured: "), "{stdout}");
+    assert!(
+        stdout.contains("VIOLATED: no lost writes (measured: "),
+        "{stdout}"
+    );
     assert!(stdout.contains("VIOLATED: no stale reads"), "{stdout}");
     assert!(stdout.contains("example: lost write: key #"), "{stdout}");
     assert!(

@@ -28,7 +28,7 @@
 //! assert_eq!(custom.check(&history).consistency.unwrap().lost, 1);
 //! ```
 
-mod model;
+pub mod model;
 mod timeline;
 
 use std::collections::BTreeMap;

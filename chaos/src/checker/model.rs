@@ -269,7 +269,11 @@ fn ticks_to_seconds(text: &str, times: &[Duration]) -> String {
         out.push_str(&rest[..=at]);
         rest = &rest[at + 1..];
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        match rest[..digits].parse::<usize>().ok().and_then(|t| times.get(t)) {
+        match rest[..digits]
+            .parse::<usize>()
+            .ok()
+            .and_then(|t| times.get(t))
+        {
             Some(time) => out.push_str(&format!("{:.3}s", time.as_secs_f64())),
             None => out.push_str(&rest[..digits]),
         }

@@ -43,7 +43,6 @@
 pub mod builtin;
 mod runner;
 
-
 use std::any::Any;
 use std::fmt;
 use std::future::Future;

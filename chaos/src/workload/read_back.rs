@@ -121,5 +121,7 @@ pub async fn read_back(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    history.final_reads.sort_by_key(|op| (op.start, op.worker, op.key));
+    history
+        .final_reads
+        .sort_by_key(|op| (op.start, op.worker, op.key));
 }

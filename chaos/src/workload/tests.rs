@@ -163,7 +163,13 @@ async fn final_reads_cover_every_written_key_through_every_process() {
     let start = RunStart::now(&workload.config().clock);
     let processes = [store.clone().shared(), other.shared()];
     let mut history = workload
-        .run_from(&processes[..1], 3, start, None, &Arc::new(Progress::default()))
+        .run_from(
+            &processes[..1],
+            3,
+            start,
+            None,
+            &Arc::new(Progress::default()),
+        )
         .await;
     read_back(&mut history, &processes, start, ReadBack::default()).await;
     let written: HashSet<u32> = history
@@ -196,7 +202,13 @@ async fn failed_final_reads_are_retried_then_recorded() {
         .await;
     faults.set_down(true);
     let patience = Duration::from_secs(1);
-    read_back(&mut history, &processes, start, ReadBack::default().patience(patience)).await;
+    read_back(
+        &mut history,
+        &processes,
+        start,
+        ReadBack::default().patience(patience),
+    )
+    .await;
     assert!(!history.final_reads.is_empty());
     assert!(history.final_reads.iter().all(|r| !r.outcome.is_ok()));
     // Retried until the patience ran out.

@@ -57,7 +57,10 @@ fn a_correct_history_is_clean() {
     );
     let c = WriteModel::new().check(&h);
     assert!(c.is_clean(), "{c:?}");
-    assert_eq!((c.keys_checked, c.keys_excluded, c.keys_unverified), (2, 0, 0));
+    assert_eq!(
+        (c.keys_checked, c.keys_excluded, c.keys_unverified),
+        (2, 0, 0)
+    );
 }
 
 #[test]
@@ -89,9 +92,15 @@ fn stale_reads_lost_writes_and_resurrections_are_counted() {
 #[test]
 fn operations_whose_times_tie_are_concurrent() {
     // The second write ends exactly when the read starts: not ordered.
-    let h = history(vec![set(1, 0, 1), set(1, 2, 4), get(1, 4, 5, Some(0))], vec![]);
+    let h = history(
+        vec![set(1, 0, 1), set(1, 2, 4), get(1, 4, 5, Some(0))],
+        vec![],
+    );
     assert!(WriteModel::new().check(&h).is_clean());
-    let h = history(vec![set(1, 0, 1), set(1, 2, 3), get(1, 4, 5, Some(0))], vec![]);
+    let h = history(
+        vec![set(1, 0, 1), set(1, 2, 3), get(1, 4, 5, Some(0))],
+        vec![],
+    );
     assert_eq!(WriteModel::new().check(&h).stale, 1);
 }
 
@@ -104,7 +113,10 @@ fn the_tolerance_excuses_only_recent_writes() {
     assert_eq!(WriteModel::new().check(&h).stale, 1);
     // The newer write ended 10 ms before the read began.
     assert_eq!(WriteModel::new().stale_tolerance(ms(9)).check(&h).stale, 1);
-    assert!(WriteModel::new().stale_tolerance(ms(11)).check(&h).is_clean());
+    assert!(WriteModel::new()
+        .stale_tolerance(ms(11))
+        .check(&h)
+        .is_clean());
 }
 
 #[test]

@@ -81,12 +81,14 @@ pub fn latency_spike() -> Scenario {
         "the primary answers in 20-80 ms (its deadline is 50 ms) for a third of the run: \
          slow calls time out and fail over; latency stays bounded, no error reaches callers",
     )
-    .invariants(Invariants::strict().and(Expect::NoErrorsIn(Phase::During)).and(
-        Expect::MaxLatency {
-            phase: Phase::During,
-            limit: BOUNDED,
-        },
-    ))
+    .invariants(
+        Invariants::strict()
+            .and(Expect::NoErrorsIn(Phase::During))
+            .and(Expect::MaxLatency {
+                phase: Phase::During,
+                limit: BOUNDED,
+            }),
+    )
     .setup(|ctx| async move {
         let stack = Embedded::new(&ctx);
         let p = &stack.primary;

@@ -18,6 +18,7 @@
 //! | `both-down` | both hang | transient errors within the deadline, nothing hangs, recovery |
 //! | `primary-restarts-empty` | primary down, then back EMPTY | known limit: keys written only before the fault are lost to readers; keys written since stay consistent |
 //! | `corrupted-values` | 5 % of primary reads damaged | `Corrupt` surfaced, never served, no failover, no breaker trip |
+//! | `migration-switch-in-outage` | new store down while the migration goes write-both 100 % and read-new | writes to both fail (the documented price), reads served from old, nothing lost |
 //! | `two-caches` | two processes with caches; 10 % store errors, half after applying | no stale read beyond the invalidation delivery bound |
 //! | `half-open-storm` | a store hangs behind a breaker, 32 callers | at most 2 trial calls at once when half-open |
 //!
@@ -30,15 +31,17 @@
 //! FAIL, proving the checker catches lost writes and stale reads.
 
 mod failover;
+mod migration;
 mod other;
 pub mod redis;
 mod stacks;
 mod wrappers;
 
 pub use failover::{
-    both_down, empty_primary_invariants, flapping, latency_spike, primary_killed,
-    primary_paused, primary_restarts_empty, secondary_down, EMPTY_PRIMARY_LIMIT,
+    both_down, empty_primary_invariants, flapping, latency_spike, primary_killed, primary_paused,
+    primary_restarts_empty, secondary_down, EMPTY_PRIMARY_LIMIT,
 };
+pub use migration::migration_during_outage;
 pub use other::{
     baseline, canary_dropped_writes, canary_stale_caches, corrupted_values, half_open_storm,
     store_down, two_caches,
@@ -59,6 +62,7 @@ pub fn embedded() -> Vec<Scenario> {
         both_down(),
         primary_restarts_empty(),
         corrupted_values(),
+        migration_during_outage(),
         two_caches(),
         half_open_storm(),
     ]

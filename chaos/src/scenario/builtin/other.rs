@@ -103,19 +103,22 @@ pub fn corrupted_values() -> Scenario {
                 ctx.at(2.0 / 3.0),
                 Action::faults("primary reads clean", &p, |f| f.set_corrupt_rate(0.0)),
             );
-        let setup = stack.setup().schedule(schedule).probe(NO_FAILOVER, move || {
-            let s = fallback.status();
-            let b = breaker.stats();
-            let note = format!(
-                "{} failover reads, primary failed {} times, breaker opened {} times",
-                s.failover_reads, s.primary.failures, b.opened
-            );
-            if s.failover_reads == 0 && s.primary.failures == 0 && b.opened == 0 {
-                Ok(note)
-            } else {
-                Err(note)
-            }
-        });
+        let setup = stack
+            .setup()
+            .schedule(schedule)
+            .probe(NO_FAILOVER, move || {
+                let s = fallback.status();
+                let b = breaker.stats();
+                let note = format!(
+                    "{} failover reads, primary failed {} times, breaker opened {} times",
+                    s.failover_reads, s.primary.failures, b.opened
+                );
+                if s.failover_reads == 0 && s.primary.failures == 0 && b.opened == 0 {
+                    Ok(note)
+                } else {
+                    Err(note)
+                }
+            });
         Ok(setup)
     })
 }
@@ -247,7 +250,11 @@ pub fn canary_dropped_writes() -> Scenario {
     )
     .opt_in()
     .invariants(Invariants::strict())
-    .setup(|_| async move { Ok(Setup::new(DropsWrites::new(MemoryStore::new(), 20).shared())) })
+    .setup(|_| async move {
+        Ok(Setup::new(
+            DropsWrites::new(MemoryStore::new(), 20).shared(),
+        ))
+    })
 }
 
 /// Canary: two processes with local caches and no invalidation between

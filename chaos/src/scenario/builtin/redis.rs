@@ -271,7 +271,9 @@ pub fn redis_latency_spike() -> Scenario {
         "the proxy delays redis' replies by 0-120 ms (the deadline is 100 ms) for a third \
          of the run: slow calls time out and fail over; latency bounded, no error",
         Toxics {
-            latency: Some(Latency::new(Duration::from_millis(60)).jitter(Duration::from_millis(60))),
+            latency: Some(
+                Latency::new(Duration::from_millis(60)).jitter(Duration::from_millis(60)),
+            ),
             ..Toxics::none()
         },
     )
@@ -355,7 +357,8 @@ pub fn redis_two_caches() -> Scenario {
         let a = a.timeout(REDIS_DEADLINE).cached(config.clone());
         let b = b.timeout(REDIS_DEADLINE).cached(config);
         let proxy = redis.proxy.as_ref().map(FaultProxy::handle);
-        let proxy = proxy.ok_or_else(|| ChaosError::scenario("redis-two-caches", "no proxy", None))?;
+        let proxy =
+            proxy.ok_or_else(|| ChaosError::scenario("redis-two-caches", "no proxy", None))?;
         let storm = Toxics {
             reset_peer: Some(Duration::from_millis(100)),
             ..Toxics::none()
@@ -365,7 +368,9 @@ pub fn redis_two_caches() -> Scenario {
             Action::proxy("connection resets", proxy.clone(), storm),
             Action::proxy("proxy clean", proxy, Toxics::none()),
         );
-        let setup = Setup::new(a.shared()).process(b.shared()).schedule(schedule);
+        let setup = Setup::new(a.shared())
+            .process(b.shared())
+            .schedule(schedule);
         redis.finish(setup).await
     })
 }

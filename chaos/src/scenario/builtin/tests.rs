@@ -5,7 +5,9 @@ use storestack::{FaultConfig, MemoryStore, StoreExt};
 use super::*;
 use crate::history::{ErrorClass, Phase};
 use crate::invariants::{Check, Expect};
-use crate::scenario::{Action, RunConfig, Runner, Scenario, ScenarioResult, Schedule, Setup, Status};
+use crate::scenario::{
+    Action, RunConfig, Runner, Scenario, ScenarioResult, Schedule, Setup, Status,
+};
 
 fn runner(millis: u64) -> Runner {
     Runner::new(
@@ -100,7 +102,10 @@ async fn an_empty_primary_shows_the_documented_limit_and_nothing_else() {
     assert!(r.passed(), "{:#?}", r.evaluation);
     // Writes made before the primary lost its data are lost to readers;
     // the report says so instead of passing silently.
-    let lost = check_of(&r, &Expect::limit(Expect::NoLostWrites, EMPTY_PRIMARY_LIMIT));
+    let lost = check_of(
+        &r,
+        &Expect::limit(Expect::NoLostWrites, EMPTY_PRIMARY_LIMIT),
+    );
     assert!(matches!(lost, Check::Limit(_)), "{lost:?}");
     assert!(r.verdict.consistency.as_ref().unwrap().lost > 0);
     // Keys first written since the fault are all right.
@@ -114,14 +119,20 @@ async fn the_canaries_fail() {
     assert!(!r.passed());
     let c = r.verdict.consistency.as_ref().unwrap();
     assert!(c.lost > 0 && c.stale > 0, "{c:?}");
-    assert!(matches!(check_of(&r, &Expect::NoLostWrites), Check::Fail(_)));
+    assert!(matches!(
+        check_of(&r, &Expect::NoLostWrites),
+        Check::Fail(_)
+    ));
     assert!(!c.examples.is_empty());
 
     let r = run(&canary_stale_caches(), 500).await;
     assert!(!r.passed());
     let c = r.verdict.consistency.as_ref().unwrap();
     assert!(c.stale > 0, "{c:?}");
-    assert!(matches!(check_of(&r, &Expect::NoStaleReads), Check::Fail(_)));
+    assert!(matches!(
+        check_of(&r, &Expect::NoStaleReads),
+        Check::Fail(_)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,8 +141,7 @@ async fn an_unobserved_fault_fails_the_scenario() {
     let scenario = store_down().setup(|ctx| async move {
         let unused = MemoryStore::new().fault_injection(FaultConfig::default().seed(1));
         let down = Action::faults("down", &unused.handle(), |f| f.set_down(true));
-        Ok(Setup::new(MemoryStore::new().shared())
-            .schedule(Schedule::new().at(ctx.at(0.5), down)))
+        Ok(Setup::new(MemoryStore::new().shared()).schedule(Schedule::new().at(ctx.at(0.5), down)))
     });
     let r = run(&scenario, 400).await;
     assert!(!r.passed());
@@ -194,4 +204,30 @@ fn selection_by_name_and_prefix() {
     let two = names(select(all(), &["canary-stale-caches".into(), "baseline".into()]).unwrap());
     assert_eq!(two, ["canary-stale-caches", "baseline"]);
     assert!(select(all(), &["nope*".into()]).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_redis_is_hidden_by_the_fallback() {
+    if crate::process::find_binary("redis-server").is_none() {
+        storestack_testkit::server_missing("redis-server", &"not installed");
+        return;
+    }
+    let config = RunConfig::default()
+        .seed(5)
+        .duration(Duration::from_millis(1500))
+        .real(true);
+    let r = Runner::new(config)
+        .run(&redis::redis_primary_killed())
+        .await
+        .unwrap();
+    assert!(r.passed(), "{:#?}", r.evaluation);
+    assert!(
+        r.actions.iter().all(|a| a.error.is_none()),
+        "{:?}",
+        r.actions
+    );
+    assert!(r.store.contains("timeout(redis)"), "{}", r.store);
+    let c = r.verdict.consistency.unwrap();
+    assert_eq!((c.lost, c.stale, c.keys_unverified), (0, 0, 0));
+    assert!(c.keys_checked > 100, "{c:?}");
 }
