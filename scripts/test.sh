@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+cleanup=()
+on_exit() {
+    local step
+    for step in "${cleanup[@]}"; do eval "$step" || true; done
+}
+trap on_exit EXIT
+
 # Redis: the conformance suite uses STORESTACK_REDIS_URL (default
 # 127.0.0.1:6379); the cluster and outage tests start their own
 # redis-server processes, so redis-server and redis-cli must be on PATH.
@@ -17,11 +24,19 @@ if [ -z "${STORESTACK_REDIS_URL:-}" ] && ! redis-cli -p 6379 ping >/dev/null 2>&
     redis-server --port 6379 --bind 127.0.0.1 --dir "$redis_dir" --save "" \
         --appendonly no --daemonize no >"$redis_dir/redis.log" 2>&1 &
     redis_pid=$!
-    trap 'kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; rm -rf "$redis_dir"' EXIT
+    cleanup+=('kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; rm -rf "$redis_dir"')
     for _ in $(seq 100); do
         redis-cli -p 6379 ping >/dev/null 2>&1 && break
         sleep 0.1
     done
+fi
+
+# MongoDB: a secantusd-rs on a free port, unless a server is given.
+if [ -z "${STORESTACK_MONGODB_URL:-}" ]; then
+    scripts/mongo.sh install
+    mongo_env=$(scripts/mongo.sh start) # a failed start stops the script here
+    eval "$mongo_env"
+    cleanup+=('scripts/mongo.sh stop')
 fi
 
 cargo test --workspace --all-targets "$@"

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use fred::interfaces::ClientLike;
 use fred::types::config::{
     ClusterDiscoveryPolicy, Config, ConnectionConfig, PerformanceConfig, ReconnectPolicy, Server,
     ServerConfig, TcpConfig, UnresponsiveConfig,
@@ -13,7 +14,7 @@ use percent_encoding::percent_decode_str;
 use storestack::{Op, StoreError};
 
 use crate::config::{RedisConfig, Topology};
-use crate::error::STORE_NAME;
+use crate::error::{self, STORE_NAME};
 
 /// The parts of one URL.
 #[derive(Debug, PartialEq, Eq)]
@@ -204,6 +205,27 @@ pub(crate) fn builder(config: &RedisConfig) -> Result<Builder, StoreError> {
         ..PerformanceConfig::default()
     });
     Ok(builder)
+}
+
+/// Connects `client` now (not lazily), within a bound on the whole
+/// (fred bounds each step by the connect timeout; a cluster connects to
+/// every primary). A client that did not connect is stopped.
+pub(crate) async fn init<C: ClientLike>(
+    client: &C,
+    config: &RedisConfig,
+) -> Result<(), StoreError> {
+    let deadline = config.connect_timeout * 3 + Duration::from_millis(500);
+    match tokio::time::timeout(deadline, client.init()).await {
+        Ok(Ok(_task)) => Ok(()),
+        // fred has stopped the client already.
+        Ok(Err(e)) => Err(error::map(Op::Connect, e)),
+        Err(_) => {
+            let _ = client.quit().await;
+            Err(StoreError::timeout(Op::Connect)
+                .with_store(STORE_NAME)
+                .with_message("could not connect within the connect timeout"))
+        }
+    }
 }
 
 fn millis_u32(d: Duration) -> u32 {

@@ -146,19 +146,7 @@ impl RedisStore {
         if config.lazy_connect {
             pool.connect();
         } else {
-            // fred bounds each step by the connect timeout; this bounds
-            // the whole (a cluster connects to every primary).
-            let deadline = config.connect_timeout * 3 + Duration::from_millis(500);
-            match tokio::time::timeout(deadline, pool.init()).await {
-                Ok(Ok(_task)) => {}
-                Ok(Err(e)) => return Err(error::map(Op::Connect, e)),
-                Err(_) => {
-                    let _ = pool.quit().await;
-                    return Err(StoreError::timeout(Op::Connect)
-                        .with_store(STORE_NAME)
-                        .with_message("could not connect within the connect timeout"));
-                }
-            }
+            crate::connect::init(&pool, &config).await?;
         }
         // `get` needs PEXPIRETIME (7.0). fred reads the version on
         // connect; a lazy store learns it too late to refuse here.
