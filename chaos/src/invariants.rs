@@ -76,6 +76,10 @@ pub enum Expect {
     /// resurrected or unknown values (see
     /// [`Verdict::since_fault`](crate::checker::Verdict::since_fault)).
     ConsistentSinceFault,
+    /// Every read that began after the fault window (settle included) is
+    /// consistent with every write, and no write is lost (see
+    /// [`Verdict::after_fault`](crate::checker::Verdict::after_fault)).
+    ConsistentAfterFault,
     /// A scenario-specific measurement, made by the probe of this name that
     /// the scenario's setup registers
     /// ([`Setup::probe`](crate::scenario::Setup::probe)): bounded trial
@@ -130,6 +134,9 @@ impl fmt::Display for Expect {
             }
             Expect::ConsistentSinceFault => {
                 f.write_str("keys first written since the fault: no lost, stale or resurrected")
+            }
+            Expect::ConsistentAfterFault => {
+                f.write_str("reads after the fault: no stale or resurrected; no lost writes")
             }
             Expect::Probe(name) => f.write_str(name),
             Expect::Limit { expect, .. } => write!(f, "known limit: {expect}"),
@@ -251,6 +258,17 @@ impl Expect {
                 Some(c) => Check::Fail(format!(
                     "{} lost, {} stale, {} resurrected, {} unknown, {} unverified in {} keys",
                     c.lost, c.stale, c.resurrected, c.unknown, c.keys_unverified, c.keys_checked
+                )),
+                None if verdict.consistency.is_none() => {
+                    Check::Unchecked("no consistency model ran".into())
+                }
+                None => Check::Unchecked("the run had no fault window".into()),
+            },
+            Expect::ConsistentAfterFault => match &verdict.after_fault {
+                Some(c) if c.is_clean() && c.keys_unverified == 0 => Check::Pass,
+                Some(c) => Check::Fail(format!(
+                    "{} lost, {} stale, {} resurrected, {} unknown, {} unverified",
+                    c.lost, c.stale, c.resurrected, c.unknown, c.keys_unverified
                 )),
                 None if verdict.consistency.is_none() => {
                     Check::Unchecked("no consistency model ran".into())

@@ -14,7 +14,9 @@
 //! When the history has a fault window, the model also runs on the keys
 //! first written after the fault began ([`Verdict::since_fault`]): what a
 //! stack that loses data in the fault (a store that restarts empty) must
-//! still get right.
+//! still get right; and on the reads made after the fault
+//! ([`Verdict::after_fault`]): whether a stack with a documented window of
+//! staleness during a fault is consistent again once it is over.
 //!
 //! ```
 //! use std::time::SystemTime;
@@ -236,6 +238,12 @@ pub struct Verdict {
     /// run had a fault window.
     #[serde(default)]
     pub since_fault: Option<Consistency>,
+    /// The same on the reads that began after the fault window (writes
+    /// and final reads all kept), when a model ran and the run had a
+    /// fault window: whether the stack is consistent again once the fault
+    /// is over.
+    #[serde(default)]
+    pub after_fault: Option<Consistency>,
     /// What the scenario's own probes measured (by probe name): `Ok` with
     /// a note when the probe held, `Err` with what was measured when not.
     #[serde(default)]
@@ -357,6 +365,11 @@ impl Checker for StatsChecker {
                 .as_ref()
                 .zip(history.window)
                 .map(|(m, w)| m.check(&fresh_keys(history, w.start))),
+            after_fault: self
+                .model
+                .as_ref()
+                .zip(history.window)
+                .map(|(m, w)| m.check(&reads_after(history, w.end))),
             probes: BTreeMap::new(),
         }
     }
@@ -372,6 +385,15 @@ fn fresh_keys(history: &History, since: Duration) -> History {
         .map(|op| op.key)
         .collect();
     history.filter_keys(|key| !old.contains(&key))
+}
+
+/// `history` without the reads that began before `end`.
+fn reads_after(history: &History, end: Duration) -> History {
+    let mut after = history.clone();
+    after
+        .ops
+        .retain(|op| op.op != crate::history::WorkOp::Get || op.start > end);
+    after
 }
 
 #[cfg(test)]

@@ -78,6 +78,7 @@ pub fn real() -> Vec<Scenario> {
         redis::redis_reset_storm(),
         redis::redis_restarts_empty(),
         redis::redis_two_caches(),
+        redis::redis_publish_lost(),
     ]
 }
 

@@ -13,8 +13,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use storestack::{CacheConfig, LocalInvalidator, MemoryStore, Store, StoreExt};
-use storestack_redis::{RedisConfig, RedisStore};
+use storestack::{CacheConfig, MemoryStore, Store, StoreExt};
+use storestack_redis::{RedisConfig, RedisInvalidator, RedisStore};
 
 use super::failover::empty_primary_invariants;
 use super::stacks::{failed_over, Failover, BOUNDED, FAILED_OVER, REPAIRED};
@@ -111,19 +111,32 @@ impl Redis {
         })
     }
 
-    /// A client of this Redis, scaled for short runs: fails fast while
+    /// The client configuration, scaled for short runs: fails fast while
     /// disconnected, reconnects within 200 ms, replaces a connection
     /// silent for 500 ms.
-    async fn connect(&self, url: &str) -> Result<RedisStore> {
-        let config = RedisConfig::new(url)
+    fn config(&self, url: &str) -> RedisConfig {
+        RedisConfig::new(url)
             .key_prefix(self.prefix.clone())
             .connect_timeout(Duration::from_millis(500))
             .command_timeout(Duration::from_millis(500))
             .reconnect_delay(Duration::from_millis(20), Duration::from_millis(200))
-            .unresponsive_timeout(Some(Duration::from_millis(500)));
-        RedisStore::connect(config).await.map_err(|e| {
+            .unresponsive_timeout(Some(Duration::from_millis(500)))
+    }
+
+    /// A client of this Redis (see [`config`](Self::config)).
+    async fn connect(&self, url: &str) -> Result<RedisStore> {
+        RedisStore::connect(self.config(url)).await.map_err(|e| {
             ChaosError::scenario("redis", "cannot connect to redis", Some(Box::new(e)))
         })
+    }
+
+    /// An invalidation channel of this Redis, on the run's prefix.
+    async fn invalidator(&self, url: &str) -> Result<RedisInvalidator> {
+        RedisInvalidator::connect(self.config(url))
+            .await
+            .map_err(|e| {
+                ChaosError::scenario("redis", "cannot subscribe to redis", Some(Box::new(e)))
+            })
     }
 
     /// The failover stack on this Redis, and the setup of the run (which
@@ -326,10 +339,10 @@ const PUBLISH_BOUND: Duration = Duration::from_millis(50);
 pub fn redis_two_caches() -> Scenario {
     Scenario::new(
         "redis-two-caches",
-        "two processes, each with its own redis connection and local cache, over one redis, \
-         kept coherent by in-process invalidation messages (no redis pub/sub invalidator \
-         yet); connections reset every 100 ms for a third of the run: errors surface (no \
-         fallback), no stale read beyond the delivery bound (50 ms), nothing lost",
+        "two processes, each with its own redis connections and local cache, over one redis, \
+         kept coherent by redis pub/sub invalidation (RedisInvalidator); every connection is \
+         reset 100 ms after it opens for a third of the run: errors surface (no fallback), no \
+         stale read beyond the delivery bound (50 ms), nothing lost",
     )
     .requires(Requirement::Redis)
     .stale_tolerance(PUBLISH_BOUND)
@@ -347,15 +360,20 @@ pub fn redis_two_caches() -> Scenario {
     )
     .setup(|ctx| async move {
         let redis = Redis::start(&ctx, "redis-two-caches", None, true).await?;
-        let channel = LocalInvalidator::new();
-        let config = CacheConfig::default()
+        let cache = CacheConfig::default()
             .max_entries(10_000)
-            .ttl(Duration::from_secs(30))
-            .invalidator(channel);
-        let a = redis.connect(&redis.url).await?;
-        let b = redis.connect(&redis.url).await?;
-        let a = a.timeout(REDIS_DEADLINE).cached(config.clone());
-        let b = b.timeout(REDIS_DEADLINE).cached(config);
+            .ttl(Duration::from_secs(30));
+        // Each process: its own store connection and invalidation channel.
+        let mut processes = Vec::new();
+        for _ in 0..2 {
+            let store = redis.connect(&redis.url).await?;
+            let channel = redis.invalidator(&redis.url).await?;
+            let cached = store
+                .timeout(REDIS_DEADLINE)
+                .cached(cache.clone().invalidator(channel));
+            processes.push(cached.shared());
+        }
+        let (a, b) = (processes[0].clone(), processes[1].clone());
         let proxy = redis.proxy.as_ref().map(FaultProxy::handle);
         let proxy =
             proxy.ok_or_else(|| ChaosError::scenario("redis-two-caches", "no proxy", None))?;
@@ -374,3 +392,77 @@ pub fn redis_two_caches() -> Scenario {
         redis.finish(setup).await
     })
 }
+
+/// Two processes with caches over one Redis; one process's invalidation
+/// channel is cut while its data connection is fine.
+pub fn redis_publish_lost() -> Scenario {
+    Scenario::new(
+        "redis-invalidation-cut",
+        "two processes with local caches over one redis, kept coherent by RedisInvalidator; \
+         for a third of the run process A's invalidation connections are refused (its data \
+         connection is fine): A's writes succeed but cannot be announced, so B may serve \
+         what A overwrote until A's channel is back (a documented window); after it, every \
+         read is current and nothing is lost",
+    )
+    .requires(Requirement::Redis)
+    .stale_tolerance(PUBLISH_BOUND)
+    .invariants(Invariants(vec![
+        Expect::limit(Expect::NoStaleReads, INVALIDATION_CUT_LIMIT),
+        Expect::limit(Expect::NoResurrectedDeletes, INVALIDATION_CUT_LIMIT),
+        Expect::ConsistentAfterFault,
+        Expect::NoLostWrites,
+        Expect::NoCorruptReads,
+        Expect::NoHangs,
+        Expect::NoErrorsIn(Phase::Before),
+        Expect::NoErrorsIn(Phase::During),
+        Expect::NoErrorsIn(Phase::After),
+    ]))
+    .setup(|ctx| async move {
+        let redis = Redis::start(&ctx, "redis-invalidation-cut", None, true).await?;
+        let cache = CacheConfig::default()
+            .max_entries(10_000)
+            .ttl(Duration::from_secs(30));
+        let direct = redis.direct_url.clone();
+        let proxied = redis.url.clone();
+        let a = redis
+            .connect(&direct)
+            .await?
+            .timeout(REDIS_DEADLINE)
+            .cached(
+                cache
+                    .clone()
+                    .invalidator(redis.invalidator(&proxied).await?),
+            );
+        let b = redis
+            .connect(&direct)
+            .await?
+            .timeout(REDIS_DEADLINE)
+            .cached(cache.invalidator(redis.invalidator(&direct).await?));
+        let proxy = redis.proxy.as_ref().map(FaultProxy::handle);
+        let proxy = proxy
+            .ok_or_else(|| ChaosError::scenario("redis-invalidation-cut", "no proxy", None))?;
+        let down = Toxics {
+            down: true,
+            ..Toxics::none()
+        };
+        let schedule = middle_third(
+            &ctx,
+            Action::proxy("A's invalidation channel cut", proxy.clone(), down),
+            Action::proxy("A's invalidation channel back", proxy, Toxics::none()),
+        );
+        // A's publisher reconnects (200 ms at most), then pays its debt
+        // (a retry every 100 ms).
+        let setup = Setup::new(a.shared())
+            .process(b.shared())
+            .schedule(schedule)
+            .settle(Duration::from_millis(500));
+        redis.finish(setup).await
+    })
+}
+
+/// Why another process may serve stale values while a process's
+/// invalidation channel is cut.
+pub const INVALIDATION_CUT_LIMIT: &str =
+    "a process whose invalidation channel is down cannot tell the others what it wrote; \
+     the Cached docs bound the window: until its channel is back, when it publishes \
+     'forget everything'";
