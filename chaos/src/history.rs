@@ -189,6 +189,20 @@ impl ErrorClass {
             ErrorClass::Other => "other",
         }
     }
+
+    /// The matching [`ErrorKind`] (`Internal` for `Other`).
+    pub fn kind(self) -> ErrorKind {
+        match self {
+            ErrorClass::Unavailable => ErrorKind::Unavailable,
+            ErrorClass::Timeout => ErrorKind::Timeout,
+            ErrorClass::CircuitOpen => ErrorKind::CircuitOpen,
+            ErrorClass::Corrupt => ErrorKind::Corrupt,
+            ErrorClass::InvalidInput => ErrorKind::InvalidInput,
+            ErrorClass::TooLarge => ErrorKind::TooLarge,
+            ErrorClass::Unsupported => ErrorKind::Unsupported,
+            ErrorClass::Internal | ErrorClass::Other => ErrorKind::Internal,
+        }
+    }
 }
 
 impl From<ErrorKind> for ErrorClass {
@@ -361,11 +375,47 @@ pub struct History {
     pub key_prefix: String,
     /// The fault window, if the scenario had faults.
     pub window: Option<FaultWindow>,
-    /// Every operation, ordered by start time.
+    /// Every operation of the workload, ordered by start time.
     pub ops: Vec<OpRecord>,
+    /// The final reads: one `get` of every written key through every
+    /// process, made after the workload stopped, the faults were lifted
+    /// and the stack was given time to converge. They are what lost
+    /// writes are judged by, and are not counted in the statistics.
+    #[serde(default)]
+    pub final_reads: Vec<OpRecord>,
 }
 
 impl History {
+    /// An empty history of a run seeded `seed` that started at
+    /// `started_at`, with a 2 s hang deadline and keys under `key_prefix`.
+    pub fn new(seed: u64, started_at: SystemTime, key_prefix: impl Into<String>) -> Self {
+        History {
+            seed,
+            started_at,
+            elapsed: Duration::ZERO,
+            hang_deadline: Duration::from_secs(2),
+            key_prefix: key_prefix.into(),
+            window: None,
+            ops: Vec::new(),
+            final_reads: Vec::new(),
+        }
+    }
+
+    /// The same history restricted to the operations on the keys `keep`
+    /// accepts (final reads included).
+    pub fn filter_keys(&self, keep: impl Fn(u32) -> bool) -> History {
+        History {
+            ops: self.ops.iter().filter(|op| keep(op.key)).cloned().collect(),
+            final_reads: self
+                .final_reads
+                .iter()
+                .filter(|op| keep(op.key))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     /// The key with index `index`.
     pub fn key(&self, index: u32) -> String {
         key_name(&self.key_prefix, index)

@@ -1,6 +1,8 @@
 //! What a scenario expects of its [`Verdict`]: a list of [`Expect`]s, each
-//! checked to [`Check::Pass`], [`Check::Fail`] or [`Check::Unchecked`] (the
-//! verdict lacks what it needs, e.g. no consistency model ran).
+//! checked to [`Check::Pass`], [`Check::Fail`], [`Check::Unchecked`] (the
+//! verdict lacks what it needs, e.g. no consistency model ran) or
+//! [`Check::Limit`] (a documented limit of the stack showed, as the
+//! scenario said it would: reported, not failed).
 //!
 //! ```
 //! use storestack_chaos::checker::Verdict;
@@ -18,8 +20,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checker::Verdict;
-use crate::history::Phase;
+use crate::checker::{Consistency, Verdict};
+use crate::history::{ErrorClass, Phase};
 
 /// One expectation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +68,48 @@ pub enum Expect {
     },
     /// At least this percentage of all operations succeed.
     MinAvailability(f64),
+    /// Every error surfaced to callers is of one of these kinds (e.g. only
+    /// `Corrupt` when stored values are damaged; only transient kinds when
+    /// both stores are down: clear errors, not `Internal`).
+    OnlyErrors(Vec<ErrorClass>),
+    /// The keys first written after the fault began have no lost, stale,
+    /// resurrected or unknown values (see
+    /// [`Verdict::since_fault`](crate::checker::Verdict::since_fault)).
+    ConsistentSinceFault,
+    /// Every read that began after the fault window (settle included) is
+    /// consistent with every write, and no write is lost (see
+    /// [`Verdict::after_fault`](crate::checker::Verdict::after_fault)).
+    ConsistentAfterFault,
+    /// A scenario-specific measurement, made by the probe of this name that
+    /// the scenario's setup registers
+    /// ([`Setup::probe`](crate::scenario::Setup::probe)): bounded trial
+    /// calls of a half-open breaker, no failover on corruption, …
+    Probe(String),
+    /// A documented limit of the stack: `expect` is checked, and if it
+    /// fails the result is [`Check::Limit`] with what was measured and
+    /// `why`, which does not fail the scenario. For properties the stack's
+    /// design cannot guarantee under this fault (say which, and why).
+    Limit {
+        /// What the stack cannot promise here.
+        expect: Box<Expect>,
+        /// Why, in a sentence.
+        why: String,
+    },
+}
+
+impl Expect {
+    /// A probe expectation (see [`Expect::Probe`]).
+    pub fn probe(name: impl Into<String>) -> Self {
+        Expect::Probe(name.into())
+    }
+
+    /// `expect` as a documented limit (see [`Expect::Limit`]).
+    pub fn limit(expect: Expect, why: impl Into<String>) -> Self {
+        Expect::Limit {
+            expect: Box::new(expect),
+            why: why.into(),
+        }
+    }
 }
 
 impl fmt::Display for Expect {
@@ -84,6 +128,18 @@ impl fmt::Display for Expect {
             Expect::MaxP99 { phase, limit } => write!(f, "p99 {phase} <= {limit:?}"),
             Expect::MaxLatency { phase, limit } => write!(f, "max latency {phase} <= {limit:?}"),
             Expect::MinAvailability(p) => write!(f, "availability >= {p}%"),
+            Expect::OnlyErrors(kinds) => {
+                let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                write!(f, "errors only of kinds {}", kinds.join(", "))
+            }
+            Expect::ConsistentSinceFault => {
+                f.write_str("keys first written since the fault: no lost, stale or resurrected")
+            }
+            Expect::ConsistentAfterFault => {
+                f.write_str("reads after the fault: no stale or resurrected; no lost writes")
+            }
+            Expect::Probe(name) => f.write_str(name),
+            Expect::Limit { expect, .. } => write!(f, "known limit: {expect}"),
         }
     }
 }
@@ -98,6 +154,9 @@ pub enum Check {
     Fail(String),
     /// Could not be checked, with why.
     Unchecked(String),
+    /// A documented limit showed ([`Expect::Limit`]): what was measured,
+    /// and why the stack cannot do better. Does not fail the scenario.
+    Limit(String),
 }
 
 impl Expect {
@@ -110,20 +169,26 @@ impl Expect {
                 Check::Fail(format!("{got} {what}"))
             }
         };
-        let model = |pick: fn(&crate::checker::Consistency) -> u64, what: &str| match &verdict
-            .consistency
-        {
+        let model = |pick: fn(&Consistency) -> u64, what: &str| match &verdict.consistency {
             Some(c) => at_most(what, pick(c), 0),
             None => Check::Unchecked("no consistency model ran".into()),
         };
         match self {
-            Expect::NoLostWrites => model(|c| c.lost, "lost writes"),
+            Expect::NoLostWrites => match &verdict.consistency {
+                Some(c) if c.keys_unverified > 0 => Check::Fail(format!(
+                    "{} lost writes, and {} keys could not be read back after the run",
+                    c.lost, c.keys_unverified
+                )),
+                _ => model(|c| c.lost, "lost writes"),
+            },
             Expect::NoStaleReads => model(|c| c.stale, "stale reads"),
             Expect::NoResurrectedDeletes => model(|c| c.resurrected, "resurrected deletes"),
             Expect::NoHangs => at_most("hung operations", verdict.total.hangs, 0),
             Expect::NoCorruptReads => at_most(
                 "corrupt reads",
-                verdict.unrecognized_reads + verdict.misplaced_reads,
+                verdict.unrecognized_reads
+                    + verdict.misplaced_reads
+                    + verdict.consistency.as_ref().map_or(0, |c| c.unknown),
                 0,
             ),
             Expect::NoErrorsIn(phase) => {
@@ -174,6 +239,53 @@ impl Expect {
                     Check::Fail(format!("availability {got:.2}%"))
                 }
             }
+            Expect::OnlyErrors(kinds) => {
+                let other: Vec<String> = verdict
+                    .total
+                    .errors
+                    .iter()
+                    .filter(|(k, _)| !kinds.contains(k))
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect();
+                if other.is_empty() {
+                    Check::Pass
+                } else {
+                    Check::Fail(format!("other errors: {}", other.join(", ")))
+                }
+            }
+            Expect::ConsistentSinceFault => match &verdict.since_fault {
+                Some(c) if c.is_clean() && c.keys_unverified == 0 => Check::Pass,
+                Some(c) => Check::Fail(format!(
+                    "{} lost, {} stale, {} resurrected, {} unknown, {} unverified in {} keys",
+                    c.lost, c.stale, c.resurrected, c.unknown, c.keys_unverified, c.keys_checked
+                )),
+                None if verdict.consistency.is_none() => {
+                    Check::Unchecked("no consistency model ran".into())
+                }
+                None => Check::Unchecked("the run had no fault window".into()),
+            },
+            Expect::ConsistentAfterFault => match &verdict.after_fault {
+                Some(c) if c.is_clean() && c.keys_unverified == 0 => Check::Pass,
+                Some(c) => Check::Fail(format!(
+                    "{} lost, {} stale, {} resurrected, {} unknown, {} unverified",
+                    c.lost, c.stale, c.resurrected, c.unknown, c.keys_unverified
+                )),
+                None if verdict.consistency.is_none() => {
+                    Check::Unchecked("no consistency model ran".into())
+                }
+                None => Check::Unchecked("the run had no fault window".into()),
+            },
+            Expect::Probe(name) => match verdict.probes.get(name) {
+                Some(Ok(_)) => Check::Pass,
+                Some(Err(measured)) => Check::Fail(measured.clone()),
+                None => Check::Unchecked("the scenario registered no such probe".into()),
+            },
+            Expect::Limit { expect, why } => match expect.check(verdict) {
+                Check::Fail(measured) | Check::Limit(measured) => {
+                    Check::Limit(format!("{measured}: {why}"))
+                }
+                other => other,
+            },
         }
     }
 }
@@ -244,6 +356,14 @@ impl Evaluation {
     pub fn failures(&self) -> impl Iterator<Item = (&Expect, &str)> {
         self.0.iter().filter_map(|(e, c)| match c {
             Check::Fail(why) => Some((e, why.as_str())),
+            _ => None,
+        })
+    }
+
+    /// The documented limits that showed, with what was measured.
+    pub fn limits(&self) -> impl Iterator<Item = (&Expect, &str)> {
+        self.0.iter().filter_map(|(e, c)| match c {
+            Check::Limit(why) => Some((e, why.as_str())),
             _ => None,
         })
     }

@@ -8,8 +8,10 @@
 //!
 //! The pipeline, one module each:
 //!
-//! 1. **Faults**: [`switch`] (a store switched up / failing / hanging),
-//!    [`proxy`] (a TCP fault proxy in front of a real server: down,
+//! 1. **Faults**: the fault-injection decorator of the core crate
+//!    (`storestack::layers::fault`: refusals, hangs, latency, flapping,
+//!    lost replies, corruption), [`proxy`] (a TCP fault proxy in front of
+//!    a real server: down,
 //!    reset_peer, blackhole, latency with jitter, bandwidth, slow_close) and
 //!    [`process`] (a `redis-server` or `secantusd-rs` the suite owns: kill -9,
 //!    SIGSTOP / SIGCONT, restart on the same port).
@@ -20,12 +22,14 @@
 //!    split into phases before / during / after the fault window.
 //! 4. **Checker** ([`checker`]): a [`Verdict`](checker::Verdict) with errors
 //!    by kind, hangs, corrupt reads and latency percentiles per phase, plus
-//!    lost / stale / resurrected counts from a pluggable
-//!    [`ConsistencyModel`](checker::ConsistencyModel); [`invariants`] says
-//!    what a scenario expects of it.
-//! 5. **Scenarios** ([`scenario`]): a stack, a workload, a fault schedule
-//!    and invariants; the [`Runner`](scenario::Runner) runs one and judges
-//!    it.
+//!    lost / stale / resurrected counts from the
+//!    [`WriteModel`](checker::WriteModel), which runs the testkit's history
+//!    checker (`storestack_testkit::model`) on the history; [`invariants`]
+//!    says what a scenario expects of it.
+//! 5. **Scenarios** ([`scenario`], the catalogue in
+//!    [`scenario::builtin`]): a stack, a workload, a fault schedule and
+//!    invariants; the [`Runner`](scenario::Runner) runs one, lets the
+//!    stack converge, reads every written key back, and judges it.
 //! 6. **Report** ([`report`]): a terminal table, JSON, and an SVG picture
 //!    per scenario.
 //!
@@ -38,9 +42,10 @@
 //! use storestack_chaos::scenario::{builtin, RunConfig, Runner};
 //!
 //! let runner = Runner::new(RunConfig::default().seed(7).duration(Duration::from_millis(300)));
-//! let result = runner.run(&builtin::store_down()).await?;
-//! assert!(result.passed());
-//! assert!(result.verdict.total.error_count() > 0);
+//! let result = runner.run(&builtin::primary_killed()).await?;
+//! assert!(result.passed(), "{:?}", result.evaluation);
+//! let consistency = result.verdict.consistency.expect("the model ran");
+//! assert_eq!((consistency.lost, consistency.stale, consistency.resurrected), (0, 0, 0));
 //! # Ok::<_, storestack_chaos::ChaosError>(())
 //! # }).unwrap();
 //! ```
@@ -57,7 +62,6 @@ pub mod proxy;
 pub mod report;
 pub mod scenario;
 pub mod seed;
-pub mod switch;
 pub mod workload;
 
 pub use error::{ChaosError, Result};

@@ -1,9 +1,12 @@
 //! `storestack-chaos`: runs the chaos suite and prints its report.
 //!
 //! With no arguments it runs the embedded suite (memory stores, no server)
-//! and writes `chaos-report/`. The exit code is 0 when every scenario that
+//! and writes `chaos-report/`; the real-backend scenarios run with
+//! `--redis URL` or `--real` and are listed as skipped otherwise. The exit code is 0 when every scenario that
 //! ran kept its invariants, 1 when one did not, 2 when the suite itself
 //! could not run (bad arguments, a scenario that could not be set up).
+//! With `--fail-on-skip`, a scenario skipped for a missing backend also
+//! exits 1.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::Parser;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use storestack_chaos::report::SuiteReport;
 use storestack_chaos::scenario::{self, RunConfig, Runner, Scenario, ScenarioResult, Status};
 use storestack_chaos::workload::Progress;
@@ -23,7 +26,8 @@ use storestack_chaos::ChaosError;
 #[derive(Debug, Parser)]
 #[command(name = "storestack-chaos", version)]
 struct Cli {
-    /// Run only this scenario (repeatable; see --list).
+    /// Run only this scenario (repeatable; `redis-*` names every scenario
+    /// starting with `redis-`; see --list).
     #[arg(long = "scenario", value_name = "NAME")]
     scenarios: Vec<String>,
     /// List the scenarios and exit.
@@ -44,9 +48,18 @@ struct Cli {
     /// MongoDB for the real-backend scenarios (mongodb://host:port).
     #[arg(long, value_name = "URL")]
     mongodb: Option<String>,
+    /// Let the real-backend scenarios start their own servers
+    /// (redis-server on a free port): needed by the process faults (kill,
+    /// pause, restart empty), and used when no --redis is given.
+    #[arg(long)]
+    real: bool,
     /// Also write every operation of every scenario into report.json.
     #[arg(long)]
     keep_history: bool,
+    /// Fail the run (exit 1) when a scenario is skipped for a missing
+    /// backend, as CI must.
+    #[arg(long)]
+    fail_on_skip: bool,
 }
 
 #[tokio::main]
@@ -98,7 +111,12 @@ async fn run(cli: Cli) -> Result<bool, ChaosError> {
             } else {
                 format!(" (needs {})", needs.join(", "))
             };
-            println!("{:<24} {}{needs}", s.name(), s.description());
+            let opt_in = if s.is_opt_in() {
+                " (runs only when named)"
+            } else {
+                ""
+            };
+            println!("{:<24} {}{needs}{opt_in}", s.name(), s.description());
         }
         return Ok(true);
     }
@@ -115,6 +133,7 @@ async fn run(cli: Cli) -> Result<bool, ChaosError> {
         .duration(duration)
         .redis_url(cli.redis)
         .mongodb_url(cli.mongodb)
+        .real(cli.real)
         .keep_history(cli.keep_history);
     let runner = Runner::new(config);
     let started_at = SystemTime::now();
@@ -133,6 +152,11 @@ async fn run(cli: Cli) -> Result<bool, ChaosError> {
             .unwrap_or_default(),
         written.pictures.len()
     );
+    let skipped = report.scenarios.iter().filter(|s| s.skipped()).count();
+    if cli.fail_on_skip && skipped > 0 {
+        println!("--fail-on-skip: {skipped} scenarios were skipped");
+        return Ok(false);
+    }
     Ok(report.passed())
 }
 
@@ -141,22 +165,35 @@ async fn run_with_progress(
     scenarios: &[Scenario],
 ) -> Result<Vec<ScenarioResult>, ChaosError> {
     let interactive = std::io::stderr().is_terminal();
-    let bars = MultiProgress::new();
-    let style = ProgressStyle::with_template("{spinner} {prefix:<24} {elapsed:>4} {msg}")
+    let style = ProgressStyle::with_template("{spinner} {prefix:<26} {elapsed:>4} {msg}")
         .expect("valid template");
     let width = scenarios.iter().map(|s| s.name().len()).max().unwrap_or(0);
     let mut results = Vec::with_capacity(scenarios.len());
     for s in scenarios {
         let progress = Arc::new(Progress::default());
-        let bar = bars.add(ProgressBar::new_spinner());
+        // Hidden while the scenario sets up (decorators may print their
+        // seeds then), shown on a terminal once the workload runs.
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_style(style.clone());
         bar.set_prefix(s.name().to_string());
-        bar.enable_steady_tick(Duration::from_millis(100));
+        let show = {
+            let bar = bar.clone();
+            move || {
+                if interactive && bar.is_hidden() {
+                    bar.set_draw_target(ProgressDrawTarget::stderr());
+                    bar.enable_steady_tick(Duration::from_millis(100));
+                }
+            }
+        };
         let ticker = {
             let bar = bar.clone();
             let progress = progress.clone();
+            let show = show.clone();
             tokio::spawn(async move {
                 loop {
+                    if progress.ops() > 0 {
+                        show();
+                    }
                     bar.set_message(format!(
                         "{} ops, {} errors, {} hangs",
                         progress.ops(),
@@ -169,6 +206,7 @@ async fn run_with_progress(
         };
         let result = runner.run_with_progress(s, progress).await;
         ticker.abort();
+        show();
         let result = match result {
             Ok(r) => r,
             Err(e) => {
@@ -180,7 +218,7 @@ async fn run_with_progress(
             Status::Skipped(why) => format!("SKIP ({why})"),
             Status::Ran => format!(
                 "{} {} ops, {:.2}% available",
-                if result.passed() { "PASS" } else { "FAIL" },
+                result.verdict_label(),
                 result.verdict.total.ops,
                 result.verdict.availability()
             ),

@@ -425,21 +425,27 @@ impl Workload {
     /// Runs the workload against `store` and returns its history.
     pub async fn run(&self, store: SharedStore, seed: u64) -> History {
         let start = RunStart::now(&self.config.clock);
-        self.run_from(store, seed, start, None, &Arc::new(Progress::default()))
+        self.run_from(&[store], seed, start, None, &Arc::new(Progress::default()))
             .await
     }
 
     /// Runs the workload from a given start (shared with a fault
-    /// schedule), reporting progress as it goes.
+    /// schedule), reporting progress as it goes. `processes` are the
+    /// stacks of as many processes sharing the same backends: worker `i`
+    /// uses `processes[i % processes.len()]` (none: nothing runs).
     pub async fn run_from(
         &self,
-        store: SharedStore,
+        processes: &[SharedStore],
         seed: u64,
         start: RunStart,
         window: Option<FaultWindow>,
         progress: &Arc<Progress>,
     ) -> History {
-        let workers = self.config.concurrency.max(1);
+        let workers = if processes.is_empty() {
+            0
+        } else {
+            self.config.concurrency.max(1)
+        };
         let mut tasks = tokio::task::JoinSet::new();
         for worker in 0..workers {
             let quota = match self.config.stop {
@@ -456,7 +462,7 @@ impl Workload {
             };
             let worker_run = WorkerRun {
                 worker,
-                store: store.clone(),
+                store: processes[worker as usize % processes.len()].clone(),
                 config: self.config.clone(),
                 seed,
                 start,
@@ -485,6 +491,7 @@ impl Workload {
             key_prefix: self.config.key_prefix.clone(),
             window,
             ops,
+            final_reads: Vec::new(),
         }
     }
 }
@@ -601,6 +608,10 @@ impl WorkerRun {
         }
     }
 }
+
+mod read_back;
+
+pub use read_back::{read_back, ReadBack};
 
 #[cfg(test)]
 mod tests;

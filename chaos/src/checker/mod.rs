@@ -1,33 +1,36 @@
 //! Checking a [`History`]: the [`Checker`] trait, the [`Verdict`] it
 //! returns, and [`StatsChecker`], which computes what needs no model of the
 //! store (errors by kind, hangs, unrecognized reads, latency percentiles
-//! per phase).
+//! per phase) and runs a [`ConsistencyModel`] for the rest.
 //!
 //! Lost acknowledged writes, stale reads and resurrected deletes need a
-//! model of the acknowledged writes per key; that model plugs in as a
-//! [`ConsistencyModel`] ([`StatsChecker::with_model`]) and fills
-//! [`Verdict::consistency`]. Without one, that field is `None` and the
-//! invariants that need it are reported as unchecked, never as passed.
+//! model of the acknowledged writes per key: [`WriteModel`], which runs the
+//! testkit's history checker ([`storestack_testkit::model`]), is the one
+//! the suite uses ([`StatsChecker::default`]); another can be plugged in
+//! with [`StatsChecker::with_model`]. Without a model
+//! ([`StatsChecker::stats_only`]), [`Verdict::consistency`] is `None` and
+//! the invariants that need it are reported as unchecked, never as passed.
+//!
+//! When the history has a fault window, the model also runs on the keys
+//! first written after the fault began ([`Verdict::since_fault`]): what a
+//! stack that loses data in the fault (a store that restarts empty) must
+//! still get right; and on the reads made after the fault
+//! ([`Verdict::after_fault`]): whether a stack with a documented window of
+//! staleness during a fault is consistent again once it is over.
 //!
 //! ```
-//! use std::time::{Duration, SystemTime};
+//! use std::time::SystemTime;
 //! use storestack_chaos::checker::{Checker, Consistency, StatsChecker};
 //! use storestack_chaos::history::History;
 //!
-//! let history = History {
-//!     seed: 1,
-//!     started_at: SystemTime::now(),
-//!     elapsed: Duration::from_secs(1),
-//!     hang_deadline: Duration::from_secs(1),
-//!     key_prefix: "k".into(),
-//!     window: None,
-//!     ops: vec![],
-//! };
-//! assert!(StatsChecker::new().check(&history).consistency.is_none());
-//! let with_model = StatsChecker::new().with_model(|_: &History| Consistency::default());
-//! assert_eq!(with_model.check(&history).consistency, Some(Consistency::default()));
+//! let history = History::new(1, SystemTime::now(), "k");
+//! assert_eq!(StatsChecker::new().check(&history).consistency, Some(Consistency::default()));
+//! assert!(StatsChecker::stats_only().check(&history).consistency.is_none());
+//! let custom = StatsChecker::stats_only().with_model(|_: &History| Consistency::new(1, 0, 0));
+//! assert_eq!(custom.check(&history).consistency.unwrap().lost, 1);
 //! ```
 
+pub mod model;
 mod timeline;
 
 use std::collections::BTreeMap;
@@ -40,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::history::{ErrorClass, History, Outcome, Phase, ReadValue};
 
+pub use model::WriteModel;
 pub use timeline::{Bucket, Timeline};
 
 /// Judges a history.
@@ -73,6 +77,20 @@ pub struct Consistency {
     pub stale: u64,
     /// Reads that returned a value after an acknowledged delete of it.
     pub resurrected: u64,
+    /// Reads that returned a value whose write had not started yet.
+    #[serde(default)]
+    pub unknown: u64,
+    /// Keys the model checked.
+    #[serde(default)]
+    pub keys_checked: u64,
+    /// Keys left out because a record of theirs may have expired during
+    /// the run (the model does not model expiry).
+    #[serde(default)]
+    pub keys_excluded: u64,
+    /// Keys whose final read failed, so that lost writes could not be
+    /// ruled out.
+    #[serde(default)]
+    pub keys_unverified: u64,
     /// Short descriptions of the first few violations (no raw keys: key
     /// indexes and value ids only).
     pub examples: Vec<String>,
@@ -85,8 +103,13 @@ impl Consistency {
             lost,
             stale,
             resurrected,
-            examples: Vec::new(),
+            ..Consistency::default()
         }
+    }
+
+    /// Whether nothing was lost, stale, resurrected or unknown.
+    pub fn is_clean(&self) -> bool {
+        self.lost == 0 && self.stale == 0 && self.resurrected == 0 && self.unknown == 0
     }
 
     /// Sets the examples.
@@ -210,6 +233,21 @@ pub struct Verdict {
     pub misplaced_reads: u64,
     /// Lost / stale / resurrected counts, when a consistency model ran.
     pub consistency: Option<Consistency>,
+    /// The same on the keys first written after the fault began (no write
+    /// to them started before the fault window), when a model ran and the
+    /// run had a fault window.
+    #[serde(default)]
+    pub since_fault: Option<Consistency>,
+    /// The same on the reads that began after the fault window (writes
+    /// and final reads all kept), when a model ran and the run had a
+    /// fault window: whether the stack is consistent again once the fault
+    /// is over.
+    #[serde(default)]
+    pub after_fault: Option<Consistency>,
+    /// What the scenario's own probes measured (by probe name): `Ok` with
+    /// a note when the probe held, `Err` with what was measured when not.
+    #[serde(default)]
+    pub probes: BTreeMap<String, Result<String, String>>,
 }
 
 impl Verdict {
@@ -224,11 +262,17 @@ impl Verdict {
     }
 }
 
-/// The interim checker: statistics that need no model of the store, plus
-/// an optional [`ConsistencyModel`].
-#[derive(Clone, Default)]
+/// The suite's checker: statistics that need no model of the store, plus
+/// a [`ConsistencyModel`] ([`WriteModel`] by default).
+#[derive(Clone)]
 pub struct StatsChecker {
     model: Option<Arc<dyn ConsistencyModel>>,
+}
+
+impl Default for StatsChecker {
+    fn default() -> Self {
+        Self::stats_only().with_model(WriteModel::new())
+    }
 }
 
 impl fmt::Debug for StatsChecker {
@@ -240,12 +284,17 @@ impl fmt::Debug for StatsChecker {
 }
 
 impl StatsChecker {
-    /// Statistics only.
+    /// Statistics and the [`WriteModel`].
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds a consistency model; its counts fill [`Verdict::consistency`].
+    /// Statistics only: the invariants that need a model are unchecked.
+    pub fn stats_only() -> Self {
+        StatsChecker { model: None }
+    }
+
+    /// Sets the consistency model; its counts fill [`Verdict::consistency`].
     pub fn with_model(mut self, model: impl ConsistencyModel + 'static) -> Self {
         self.model = Some(Arc::new(model));
         self
@@ -311,8 +360,40 @@ impl Checker for StatsChecker {
             unrecognized_reads,
             misplaced_reads,
             consistency: self.model.as_ref().map(|m| m.check(history)),
+            since_fault: self
+                .model
+                .as_ref()
+                .zip(history.window)
+                .map(|(m, w)| m.check(&fresh_keys(history, w.start))),
+            after_fault: self
+                .model
+                .as_ref()
+                .zip(history.window)
+                .map(|(m, w)| m.check(&reads_after(history, w.end))),
+            probes: BTreeMap::new(),
         }
     }
+}
+
+/// `history` restricted to the keys no write to which started before
+/// `since`.
+fn fresh_keys(history: &History, since: Duration) -> History {
+    let old: std::collections::BTreeSet<u32> = history
+        .ops
+        .iter()
+        .filter(|op| op.op != crate::history::WorkOp::Get && op.start < since)
+        .map(|op| op.key)
+        .collect();
+    history.filter_keys(|key| !old.contains(&key))
+}
+
+/// `history` without the reads that began before `end`.
+fn reads_after(history: &History, end: Duration) -> History {
+    let mut after = history.clone();
+    after
+        .ops
+        .retain(|op| op.op != crate::history::WorkOp::Get || op.start > end);
+    after
 }
 
 #[cfg(test)]

@@ -64,12 +64,13 @@ fn hand_made() -> History {
         key_prefix: "t:".into(),
         window: Some(FaultWindow::new(ms(1_995), ms(3_000))),
         ops,
+        final_reads: Vec::new(),
     }
 }
 
 #[test]
 fn counts_errors_hangs_and_latency_per_phase() {
-    let v = StatsChecker::new().check(&hand_made());
+    let v = StatsChecker::stats_only().check(&hand_made());
     assert_eq!(v.total.ops, 160);
     assert_eq!(v.total.ok, 153);
     assert_eq!(v.total.hangs, 1);
@@ -114,7 +115,7 @@ fn model_fills_consistency() {
 
 #[test]
 fn invariants_against_the_hand_made_history() {
-    let v = StatsChecker::new().check(&hand_made());
+    let v = StatsChecker::stats_only().check(&hand_made());
     let eval = Invariants::strict()
         .and(Expect::ErrorsIn(Phase::During))
         .and(Expect::MaxP99 {

@@ -135,6 +135,8 @@ struct Inner {
     pid: AtomicI32,
     paused: AtomicBool,
     log: Arc<Log>,
+    /// Redis only: append-only file, fsync on every write.
+    durable: bool,
 }
 
 impl Inner {
@@ -145,7 +147,12 @@ impl Inner {
         match self.kind {
             Kind::Redis => {
                 let mut args = strs(&["--port", &port, "--bind", "127.0.0.1"]);
-                args.extend(strs(&["--save", "", "--appendonly", "no"]));
+                args.extend(strs(&["--save", ""]));
+                if self.durable {
+                    args.extend(strs(&["--appendonly", "yes", "--appendfsync", "always"]));
+                } else {
+                    args.extend(strs(&["--appendonly", "no"]));
+                }
                 args.extend(strs(&["--daemonize", "no", "--dir"]));
                 args.push(dir);
                 args
@@ -197,7 +204,7 @@ impl fmt::Debug for ProcessHandle {
 }
 
 impl ProcessHandle {
-    async fn launch(kind: Kind, program: PathBuf, port: u16) -> Result<Self> {
+    async fn launch(kind: Kind, program: PathBuf, port: u16, durable: bool) -> Result<Self> {
         let data_dir = tempfile::Builder::new()
             .prefix("storestack-chaos-")
             .tempdir()
@@ -212,6 +219,7 @@ impl ProcessHandle {
                 pid: AtomicI32::new(0),
                 paused: AtomicBool::new(false),
                 log: Arc::new(Log::default()),
+                durable,
             }),
         };
         let mut child = handle.inner.child.lock().await;
@@ -442,9 +450,11 @@ fn locate(kind: Kind, program: Option<PathBuf>) -> Result<PathBuf> {
         })
 }
 
-/// A `redis-server` the suite owns: loopback only, no persistence
-/// (`--save "" --appendonly no`), a temporary `--dir`. Derefs to its
-/// [`ProcessHandle`]; dropping it kills the process.
+/// A `redis-server` the suite owns: loopback only, a temporary `--dir`,
+/// no persistence (`--save "" --appendonly no`), or, started with
+/// [`start_durable`](Self::start_durable), an append-only file synced on
+/// every write, so that a kill -9 loses no acknowledged write. Derefs to
+/// its [`ProcessHandle`]; dropping it kills the process.
 pub struct RedisServer {
     handle: ProcessHandle,
 }
@@ -462,15 +472,27 @@ impl RedisServer {
         Self::start_program(None).await
     }
 
+    /// Like [`start`](Self::start), with an append-only file synced on
+    /// every write (`--appendonly yes --appendfsync always`): a restart
+    /// with [`DataOnRestart::Keep`] comes back with every acknowledged
+    /// write, even after kill -9.
+    pub async fn start_durable() -> Result<Self> {
+        Self::launch(None, true).await
+    }
+
     /// Like [`start`](Self::start), with an explicit binary.
     pub async fn start_program(program: Option<PathBuf>) -> Result<Self> {
+        Self::launch(program, false).await
+    }
+
+    async fn launch(program: Option<PathBuf>, durable: bool) -> Result<Self> {
         let program = locate(Kind::Redis, program)?;
         // The port was free when we looked; if another process takes it
         // before Redis binds, Redis exits and we try another.
         let mut last = None;
         for _ in 0..3 {
             let port = free_port().map_err(|e| ChaosError::io("cannot find a free port", e))?;
-            match ProcessHandle::launch(Kind::Redis, program.clone(), port).await {
+            match ProcessHandle::launch(Kind::Redis, program.clone(), port, durable).await {
                 Ok(handle) => return Ok(RedisServer { handle }),
                 Err(e @ ChaosError::Exited { .. }) => last = Some(e),
                 Err(e) => return Err(e),
@@ -529,7 +551,7 @@ impl MongoServer {
     /// Like [`start`](Self::start), with an explicit binary.
     pub async fn start_program(program: Option<PathBuf>) -> Result<Self> {
         let program = locate(Kind::Mongo, program)?;
-        let handle = ProcessHandle::launch(Kind::Mongo, program, 0).await?;
+        let handle = ProcessHandle::launch(Kind::Mongo, program, 0, false).await?;
         Ok(MongoServer { handle })
     }
 

@@ -9,6 +9,8 @@ use crate::scenario::ScenarioResult;
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 600;
+/// Height of the title block.
+const HEADER: u32 = 72;
 const FAULT: RGBColor = RGBColor(220, 50, 47);
 const P50: RGBColor = RGBColor(38, 139, 210);
 const P99: RGBColor = RGBColor(203, 75, 22);
@@ -38,17 +40,14 @@ type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, result: &ScenarioResult) -> DrawResult {
     root.fill(&WHITE)?;
-    let verdict = if result.passed() { "PASS" } else { "FAIL" };
-    let title = format!(
-        "{} on {} - {} - {} ops, {:.2}% available",
-        result.name,
-        result.store,
-        verdict,
-        result.verdict.total.ops,
-        result.verdict.availability(),
-    );
-    let root = root.titled(&title, ("sans-serif", 20))?;
-    let (top, bottom) = root.split_vertically(HEIGHT * 58 / 100);
+    let (header, root) = root.split_vertically(HEADER);
+    let (title, lines) = titles(result);
+    header.draw(&Text::new(title, (14, 8), ("sans-serif", 19).into_font()))?;
+    for (i, line) in lines.into_iter().enumerate() {
+        let grey = ("sans-serif", 12).into_font().color(&BLACK.mix(0.65));
+        header.draw(&Text::new(line, (14, 34 + 16 * i as i32), grey))?;
+    }
+    let (top, bottom) = root.split_vertically((HEIGHT - HEADER) * 56 / 100);
 
     let buckets = &result.timeline.buckets;
     let end_s = buckets
@@ -67,6 +66,12 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, result: &ScenarioResult) -> D
     let window = result
         .window
         .map(|w| (w.start.as_secs_f64(), w.end.as_secs_f64()));
+    let actions: Vec<f64> = result
+        .actions
+        .iter()
+        .map(|a| a.started.as_secs_f64())
+        .collect();
+    let marker = FAULT.mix(0.6).stroke_width(1);
 
     // Latency.
     let mut latency = ChartBuilder::on(&top)
@@ -93,6 +98,11 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, result: &ScenarioResult) -> D
                 Rectangle::new([(x, y - 5), (x + 15, y + 5)], FAULT.mix(0.25).filled())
             });
     }
+    latency.draw_series(
+        actions
+            .iter()
+            .map(|&at| PathElement::new([(at, FLOOR_MS * 0.9), (at, max_ms)], marker)),
+    )?;
     latency
         .draw_series(LineSeries::new(
             with_ops.iter().map(|b| (mid(b), ms(b.p50))),
@@ -140,6 +150,11 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, result: &ScenarioResult) -> D
         )))?;
     }
     errors.draw_series(
+        actions
+            .iter()
+            .map(|&at| PathElement::new([(at, 0.0), (at, 105.0)], marker)),
+    )?;
+    errors.draw_series(
         AreaSeries::new(
             buckets
                 .iter()
@@ -151,6 +166,35 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, result: &ScenarioResult) -> D
         .border_style(ERRORS.stroke_width(2)),
     )?;
     Ok(())
+}
+
+/// The title (scenario, verdict, counts) and the lines under it (stack
+/// and seed, fault actions).
+fn titles(result: &ScenarioResult) -> (String, Vec<String>) {
+    let v = &result.verdict;
+    let mut title = format!(
+        "{} - {} - {} ops, {:.2}% available",
+        result.name,
+        result.verdict_label(),
+        v.total.ops,
+        v.availability()
+    );
+    if let Some(c) = &v.consistency {
+        title.push_str(&format!(
+            ", lost {} / stale {} / resurrected {}",
+            c.lost, c.stale, c.resurrected
+        ));
+    }
+    let faults: Vec<String> = result
+        .actions
+        .iter()
+        .map(|a| format!("{:.2}s {}", a.started.as_secs_f64(), a.label))
+        .collect();
+    let mut lines = vec![format!("stack: {}; seed {}", result.store, result.seed)];
+    if !faults.is_empty() {
+        lines.push(format!("faults (red lines): {}", faults.join(", ")));
+    }
+    (title, lines)
 }
 
 /// A log-axis label: `1000`, `10`, `1`, `0.1`, `0.01`, `0.001`.

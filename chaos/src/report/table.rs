@@ -23,17 +23,16 @@ const HEADERS: [&str; 12] = [
     "after p50/p99/max ms",
 ];
 
+/// Violations shown per scenario (the JSON report has more).
+const EXAMPLES: usize = 5;
+
 /// Numeric columns are right-aligned.
 const NUMERIC: [bool; 12] = [
     false, false, true, true, true, true, true, true, true, false, false, false,
 ];
 
 fn verdict(s: &ScenarioResult) -> &'static str {
-    match s.status {
-        Status::Skipped(_) => "SKIP",
-        Status::Ran if s.passed() => "PASS",
-        Status::Ran => "FAIL",
-    }
+    s.verdict_label()
 }
 
 fn latency(stats: Option<&PhaseStats>) -> String {
@@ -175,12 +174,22 @@ fn notes(out: &mut String, s: &ScenarioResult) {
             Check::Unchecked(why) => {
                 let _ = writeln!(out, "  unchecked: {expect} ({why})");
             }
+            Check::Limit(why) => {
+                let _ = writeln!(out, "  {expect} showed (measured: {why})");
+            }
             Check::Pass => {}
         }
     }
     if let Some(c) = &s.verdict.consistency {
-        for example in &c.examples {
+        for example in c.examples.iter().take(EXAMPLES) {
             let _ = writeln!(out, "  example: {example}");
+        }
+        if c.keys_excluded > 0 {
+            let _ = writeln!(
+                out,
+                "  {} keys left out of the consistency check (records that may expire during the run)",
+                c.keys_excluded
+            );
         }
     }
 }

@@ -8,8 +8,12 @@ async fn short_suite() -> SuiteReport {
         .seed(5)
         .duration(Duration::from_millis(450));
     let runner = Runner::new(config.clone());
-    let mut scenarios = builtin::embedded();
-    scenarios.push(builtin::baseline().requires(crate::scenario::Requirement::MongoDbUrl));
+    let scenarios = [
+        builtin::baseline(),
+        builtin::store_down(),
+        builtin::primary_restarts_empty(),
+        builtin::baseline().requires(crate::scenario::Requirement::MongoDbUrl),
+    ];
     let results = runner.run_all(&scenarios, |_, _| {}, |_| {}).await.unwrap();
     SuiteReport::new(config.seed, config.duration, SystemTime::now(), results)
 }
@@ -31,14 +35,23 @@ async fn json_round_trips_and_files_are_written() {
     // Skipped scenarios get no picture.
     assert_eq!(
         written.pictures,
-        vec![out.join("baseline.svg"), out.join("store-down.svg")]
+        vec![
+            out.join("baseline.svg"),
+            out.join("store-down.svg"),
+            out.join("primary-restarts-empty.svg")
+        ]
     );
     let svg = std::fs::read_to_string(out.join("store-down.svg")).unwrap();
     assert!(svg.len() > 2_000, "{}", svg.len());
     assert!(svg.starts_with("<svg"), "{}", &svg[..50]);
     // Text is real SVG text, not glyph paths.
     assert!(svg.contains("<text"));
-    assert!(svg.contains("store-down on switch(memory) - PASS"));
+    assert!(svg.contains("store-down - PASS - "));
+    assert!(svg.contains("stack: fault(memory); seed "));
+    assert!(svg.contains("faults (red lines): "));
+    let limit = std::fs::read_to_string(out.join("primary-restarts-empty.svg")).unwrap();
+    assert!(limit.contains("primary-restarts-empty - LIMIT - "));
+    assert!(limit.contains("stack: fallback("));
     assert!(svg.contains("fault window"));
     assert!(std::fs::read_to_string(&written.table)
         .unwrap()
@@ -54,16 +67,19 @@ async fn table_shows_every_scenario_and_the_seed() {
     assert!(lines[0].contains("during p50/p99/max ms"));
     assert!(lines[2].starts_with("baseline ") && lines[2].contains("PASS"));
     assert!(lines[3].starts_with("store-down ") && lines[3].contains("PASS"));
-    assert!(lines[4].starts_with("baseline ") && lines[4].contains("SKIP"));
+    assert!(lines[4].starts_with("primary-restarts-empty ") && lines[4].contains("LIMIT"));
+    assert!(lines[5].starts_with("baseline ") && lines[5].contains("SKIP"));
     assert!(table.contains("skipped: needs --mongodb URL"));
     assert!(table.contains("store down; "));
     assert!(table.contains("errors by kind: unavailable "));
-    assert!(table.contains("unchecked: no lost writes (no consistency model ran)"));
-    assert!(table.contains("3 scenarios: 2 passed, 0 failed, 1 skipped. seed 5"));
+    assert!(!table.contains("unchecked"));
+    assert!(table.contains("known limit: no lost writes showed (measured: "));
+    assert!(table.contains("example: lost write: key #"));
+    assert!(table.contains("4 scenarios: 3 passed, 0 failed, 1 skipped. seed 5"));
     // Columns line up: every verdict starts under its header.
     let verdict_col = lines[0].find("verdict").unwrap();
-    for (row, want) in lines[2..5].iter().zip(["PASS", "PASS", "SKIP"]) {
-        assert_eq!(&row[verdict_col..verdict_col + 4], want, "{row}");
+    for (row, want) in lines[2..6].iter().zip(["PASS", "PASS", "LIMIT", "SKIP"]) {
+        assert_eq!(&row[verdict_col..verdict_col + want.len()], want, "{row}");
     }
 }
 

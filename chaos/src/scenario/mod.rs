@@ -3,33 +3,39 @@
 //! judges it.
 //!
 //! A scenario's [`setup`](Scenario::setup) builds the stack for one run and
-//! returns a [`Setup`]: the store the workload talks to, a [`Schedule`] of
-//! fault [`Action`]s at offsets from the start of the run, and whatever must
-//! stay alive until the run ends (proxies, server processes). Offsets are
+//! returns a [`Setup`]: the store the workload talks to (or the stacks of
+//! several processes sharing backends), a [`Schedule`] of fault [`Action`]s
+//! at offsets from the start of the run, what to do before the final reads
+//! (let a fallback repair), the scenario's probes, and whatever must stay
+//! alive until the run ends (proxies, server processes). Offsets are
 //! usually fractions of the run's duration ([`ScenarioContext::at`]), so a
 //! scenario works at any `--duration`.
+//!
+//! After the workload stops and the last action ran, the runner lets the
+//! stack converge, reads every written key back through every process
+//! (the final reads lost writes are judged by), and checks the history.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! use std::time::Duration;
-//! use storestack::{ErrorKind, MemoryStore, StoreExt};
+//! use storestack::{FaultConfig, MemoryStore, StoreExt};
 //! use storestack_chaos::history::Phase;
 //! use storestack_chaos::invariants::{Expect, Invariants};
 //! use storestack_chaos::scenario::{Action, RunConfig, Runner, Scenario, Schedule, Setup};
-//! use storestack_chaos::switch::{Switch, SwitchState};
 //!
 //! let scenario = Scenario::new("blip", "the store fails for a moment")
 //!     .invariants(Invariants::strict().and(Expect::ErrorsIn(Phase::During)))
 //!     .setup(|ctx| async move {
-//!         let store = Switch::new(MemoryStore::new());
-//!         let switch = store.handle();
-//!         let down = Action::switch("store down", switch.clone(), SwitchState::Failing(ErrorKind::Unavailable));
-//!         let up = Action::switch("store up", switch, SwitchState::Up);
+//!         let store = MemoryStore::new().fault_injection(FaultConfig::default().seed(ctx.seed));
+//!         let faults = store.handle();
+//!         let down = Action::faults("store down", &faults, |f| f.set_down(true));
+//!         let up = Action::faults("store up", &faults, |f| f.set_down(false));
 //!         Ok(Setup::new(store.shared()).schedule(Schedule::new().at(ctx.at(0.3), down).at(ctx.at(0.6), up)))
 //!     });
 //! let runner = Runner::new(RunConfig::default().seed(1).duration(Duration::from_millis(600)));
 //! let result = runner.run(&scenario).await?;
 //! assert!(result.passed(), "{:?}", result.evaluation);
+//! assert_eq!(result.verdict.consistency.unwrap().lost, 0);
 //! # Ok::<_, storestack_chaos::ChaosError>(())
 //! # }).unwrap();
 //! ```
@@ -52,8 +58,8 @@ use crate::history::FaultWindow;
 use crate::invariants::Invariants;
 use crate::process::{DataOnRestart, ProcessHandle};
 use crate::proxy::{ProxyHandle, Toxics};
-use crate::switch::{SwitchHandle, SwitchState};
 use crate::workload::WorkloadConfig;
+use storestack::FaultHandle;
 
 pub use runner::{ExecutedAction, RunConfig, Runner, ScenarioResult, Status};
 
@@ -70,6 +76,8 @@ pub struct ScenarioContext {
     pub redis_url: Option<String>,
     /// `--mongodb URL`, if given.
     pub mongodb_url: Option<String>,
+    /// `--real`: the suite may start its own servers.
+    pub real: bool,
 }
 
 impl ScenarioContext {
@@ -90,6 +98,11 @@ pub enum Requirement {
     MongoDbUrl,
     /// A program on `PATH` or in `~/.cargo/bin` (e.g. `redis-server`).
     Binary(String),
+    /// A Redis: `--redis URL`, or `--real` and `redis-server` installed.
+    Redis,
+    /// A `redis-server` the suite starts and controls (kill, pause,
+    /// restart): `--real` and `redis-server` installed.
+    OwnRedis,
 }
 
 impl fmt::Display for Requirement {
@@ -98,6 +111,8 @@ impl fmt::Display for Requirement {
             Requirement::RedisUrl => f.write_str("--redis URL"),
             Requirement::MongoDbUrl => f.write_str("--mongodb URL"),
             Requirement::Binary(b) => write!(f, "{b} installed"),
+            Requirement::Redis => f.write_str("--redis URL, or --real with redis-server installed"),
+            Requirement::OwnRedis => f.write_str("--real with redis-server installed"),
         }
     }
 }
@@ -138,9 +153,16 @@ impl Action {
         })
     }
 
-    /// Sets a [`Switch`](crate::switch::Switch).
-    pub fn switch(label: impl Into<String>, handle: SwitchHandle, state: SwitchState) -> Self {
-        Self::sync(label, move || handle.set(state))
+    /// Changes the faults of a
+    /// [`FaultInjection`](storestack::layers::fault::FaultInjection):
+    /// `Action::faults("primary down", &faults, |f| f.set_down(true))`.
+    pub fn faults(
+        label: impl Into<String>,
+        handle: &FaultHandle,
+        f: impl FnOnce(&FaultHandle) + Send + 'static,
+    ) -> Self {
+        let handle = handle.clone();
+        Self::sync(label, move || f(&handle))
     }
 
     /// Replaces a proxy's toxics (and waits for its listener when `down`
@@ -221,22 +243,33 @@ impl Schedule {
     }
 }
 
+type StepFn = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
+type ProbeFn = Box<dyn FnOnce() -> std::result::Result<String, String> + Send>;
+
 /// What a scenario's setup returns for one run.
 pub struct Setup {
-    store: SharedStore,
+    processes: Vec<SharedStore>,
     schedule: Schedule,
     window: Option<FaultWindow>,
     settle: Duration,
+    converge: Option<StepFn>,
+    cleanup: Option<StepFn>,
+    probes: Vec<(String, ProbeFn)>,
     keep_alive: Vec<Box<dyn Any + Send>>,
 }
 
 impl fmt::Debug for Setup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.processes.iter().map(|s| s.name()).collect();
+        let probes: Vec<&str> = self.probes.iter().map(|(n, _)| n.as_str()).collect();
         f.debug_struct("Setup")
-            .field("store", &self.store.name())
+            .field("processes", &names)
             .field("schedule", &self.schedule)
             .field("window", &self.window)
             .field("settle", &self.settle)
+            .field("converge", &self.converge.is_some())
+            .field("cleanup", &self.cleanup.is_some())
+            .field("probes", &probes)
             .field("keep_alive", &self.keep_alive.len())
             .finish()
     }
@@ -246,12 +279,23 @@ impl Setup {
     /// The workload runs against `store`; no faults yet.
     pub fn new(store: SharedStore) -> Self {
         Setup {
-            store,
+            processes: vec![store],
             schedule: Schedule::new(),
             window: None,
             settle: Duration::ZERO,
+            converge: None,
+            cleanup: None,
+            probes: Vec::new(),
             keep_alive: Vec::new(),
         }
+    }
+
+    /// Adds the stack of another process over the same backends: the
+    /// workers are shared out between the processes, and the final reads
+    /// go through each.
+    pub fn process(mut self, store: SharedStore) -> Self {
+        self.processes.push(store);
+        self
     }
 
     /// Sets the fault schedule. The fault window (the `during` phase) runs
@@ -276,6 +320,45 @@ impl Setup {
         self
     }
 
+    /// Runs `f` after the workload and the last action, before the final
+    /// reads (e.g. until a fallback has repaired every journaled key). The
+    /// runner gives it at most [`RunConfig::converge_patience`].
+    pub fn converge<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.converge = Some(Box::new(move || Box::pin(f())));
+        self
+    }
+
+    /// Runs `f` at the very end of the run, after the probes (e.g. to
+    /// remove the run's keys from a server the suite does not own). The
+    /// runner gives it at most [`RunConfig::converge_patience`].
+    pub fn cleanup<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.cleanup = Some(Box::new(move || Box::pin(f())));
+        self
+    }
+
+    /// Registers the probe checked by [`Expect::Probe`]`(name)`: called
+    /// once after the final reads, it returns `Ok` with a note of what it
+    /// measured when the property held, `Err` with what it measured when
+    /// not.
+    ///
+    /// [`Expect::Probe`]: crate::invariants::Expect::Probe
+    pub fn probe(
+        mut self,
+        name: impl Into<String>,
+        probe: impl FnOnce() -> std::result::Result<String, String> + Send + 'static,
+    ) -> Self {
+        self.probes.push((name.into(), Box::new(probe)));
+        self
+    }
+
     /// Keeps `thing` alive until the run ends (a proxy, a server process).
     pub fn keep_alive(mut self, thing: impl Any + Send) -> Self {
         self.keep_alive.push(Box::new(thing));
@@ -293,6 +376,8 @@ pub struct Scenario {
     invariants: Invariants,
     requires: Vec<Requirement>,
     workload: WorkloadConfig,
+    stale_tolerance: Duration,
+    opt_in: bool,
     setup: SetupFn,
 }
 
@@ -304,6 +389,8 @@ impl fmt::Debug for Scenario {
             .field("invariants", &self.invariants)
             .field("requires", &self.requires)
             .field("workload", &self.workload)
+            .field("stale_tolerance", &self.stale_tolerance)
+            .field("opt_in", &self.opt_in)
             .finish_non_exhaustive()
     }
 }
@@ -319,6 +406,8 @@ impl Scenario {
             invariants: Invariants::strict(),
             requires: Vec::new(),
             workload: WorkloadConfig::default(),
+            stale_tolerance: Duration::ZERO,
+            opt_in: false,
             setup: Arc::new(|_| {
                 Box::pin(async { Ok(Setup::new(Arc::new(storestack::MemoryStore::new()))) })
             }),
@@ -340,6 +429,22 @@ impl Scenario {
     /// Sets the workload (its `stop` is replaced by the run's duration).
     pub fn workload(mut self, workload: WorkloadConfig) -> Self {
         self.workload = workload;
+        self
+    }
+
+    /// Tolerates reads that miss a write acknowledged less than
+    /// `tolerance` before they began (see
+    /// [`WriteModel::stale_tolerance`](crate::checker::WriteModel::stale_tolerance));
+    /// for stacks whose contract has such a bound. Default zero.
+    pub fn stale_tolerance(mut self, tolerance: Duration) -> Self {
+        self.stale_tolerance = tolerance;
+        self
+    }
+
+    /// Leaves the scenario out of a run that names no scenario: it runs
+    /// only when asked for by name (e.g. the canaries, which must fail).
+    pub fn opt_in(mut self) -> Self {
+        self.opt_in = true;
         self
     }
 
@@ -377,6 +482,16 @@ impl Scenario {
     pub fn workload_config(&self) -> &WorkloadConfig {
         &self.workload
     }
+
+    /// The staleness it tolerates.
+    pub fn tolerance(&self) -> Duration {
+        self.stale_tolerance
+    }
+
+    /// Whether it runs only when named.
+    pub fn is_opt_in(&self) -> bool {
+        self.opt_in
+    }
 }
 
 /// The seed of scenario `name` in a suite seeded `seed`.
@@ -388,27 +503,39 @@ pub fn scenario_seed(seed: u64, name: &str) -> u64 {
     crate::seed::derive(seed, hash)
 }
 
-/// Every scenario the suite knows, in run order. Scenarios that need a
-/// real backend say so with [`Scenario::requires`] and are skipped when it
-/// is not given.
+/// Every scenario the suite knows, in run order (see [`builtin`]).
+/// Scenarios that need a real backend say so with [`Scenario::requires`]
+/// and are skipped when it is not given; the canaries are
+/// [opt-in](Scenario::opt_in).
 pub fn catalogue() -> Vec<Scenario> {
-    builtin::embedded()
+    builtin::all()
 }
 
-/// The scenarios of `catalogue` named in `names`, in the order named; all
-/// of them if `names` is empty.
+/// The scenarios of `catalogue` named in `names`, in the order named; a
+/// name ending in `*` names every scenario starting with what precedes it
+/// (`redis-*`). All but the [opt-in](Scenario::opt_in) ones if `names` is
+/// empty.
 pub fn select(catalogue: Vec<Scenario>, names: &[String]) -> Result<Vec<Scenario>> {
     if names.is_empty() {
-        return Ok(catalogue);
+        return Ok(catalogue.into_iter().filter(|s| !s.opt_in).collect());
     }
-    names
-        .iter()
-        .map(|name| {
-            catalogue
+    let mut chosen: Vec<Scenario> = Vec::new();
+    for name in names {
+        let matches: Vec<&Scenario> = match name.strip_suffix('*') {
+            Some(prefix) => catalogue
                 .iter()
-                .find(|s| s.name() == name)
-                .cloned()
-                .ok_or_else(|| crate::ChaosError::UnknownScenario(name.clone()))
-        })
-        .collect()
+                .filter(|s| s.name().starts_with(prefix))
+                .collect(),
+            None => catalogue.iter().filter(|s| s.name() == name).collect(),
+        };
+        if matches.is_empty() {
+            return Err(crate::ChaosError::UnknownScenario(name.clone()));
+        }
+        for s in matches {
+            if !chosen.iter().any(|c| c.name() == s.name()) {
+                chosen.push(s.clone());
+            }
+        }
+    }
+    Ok(chosen)
 }

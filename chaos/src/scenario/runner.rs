@@ -1,5 +1,6 @@
 //! Runs a [`Scenario`]: builds its stack, starts the workload, drives the
-//! fault schedule on a timer, collects the history and judges it.
+//! fault schedule on a timer, lets the stack converge, reads every written
+//! key back, and judges the history.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,19 +9,20 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{scenario_seed, Requirement, Scenario, ScenarioContext};
-use crate::checker::{Checker, StatsChecker, Timeline, Verdict};
+use crate::checker::{Checker, StatsChecker, Timeline, Verdict, WriteModel};
 use crate::error::{ChaosError, Result};
 use crate::history::{FaultWindow, History};
 use crate::invariants::Evaluation;
 use crate::process::find_binary;
-use crate::workload::{Progress, RunStart, Stop, Workload};
+use crate::workload::{read_back, Progress, ReadBack, RunStart, Stop, Workload};
 
 /// How the suite runs.
 ///
 /// # Default
 ///
-/// Seed 0, 5 s per scenario, 100 timeline buckets, no real backends, the
-/// history not kept in the result.
+/// Seed 0, 5 s per scenario, 100 timeline buckets, no real backends (and
+/// no servers of the suite's own), the history not kept in the result, 10 s
+/// for a stack to converge after a run, 5 s of retries for a final read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RunConfig {
@@ -36,6 +38,12 @@ pub struct RunConfig {
     pub mongodb_url: Option<String>,
     /// Keep the full history in each [`ScenarioResult`].
     pub keep_history: bool,
+    /// `--real`: scenarios may start their own servers.
+    pub real: bool,
+    /// The longest a scenario's converge step may take.
+    pub converge_patience: Duration,
+    /// How long a failed final read is retried.
+    pub final_read_patience: Duration,
 }
 
 impl Default for RunConfig {
@@ -47,6 +55,9 @@ impl Default for RunConfig {
             redis_url: None,
             mongodb_url: None,
             keep_history: false,
+            real: false,
+            converge_patience: Duration::from_secs(10),
+            final_read_patience: Duration::from_secs(5),
         }
     }
 }
@@ -82,11 +93,20 @@ impl RunConfig {
         self
     }
 
+    /// Lets scenarios start their own servers.
+    pub fn real(mut self, real: bool) -> Self {
+        self.real = real;
+        self
+    }
+
     fn unmet(&self, requirement: &Requirement) -> bool {
+        let own_redis = || self.real && find_binary("redis-server").is_some();
         match requirement {
             Requirement::RedisUrl => self.redis_url.is_none(),
             Requirement::MongoDbUrl => self.mongodb_url.is_none(),
             Requirement::Binary(b) => find_binary(b).is_none(),
+            Requirement::Redis => self.redis_url.is_none() && !own_redis(),
+            Requirement::OwnRedis => !own_redis(),
         }
     }
 }
@@ -156,6 +176,17 @@ impl ScenarioResult {
             && self.actions.iter().all(|a| a.error.is_none())
     }
 
+    /// `PASS`, `LIMIT` (passed, and a documented limit of the stack
+    /// showed), `FAIL` or `SKIP`.
+    pub fn verdict_label(&self) -> &'static str {
+        match self.status {
+            Status::Skipped(_) => "SKIP",
+            Status::Ran if !self.passed() => "FAIL",
+            Status::Ran if self.evaluation.limits().next().is_some() => "LIMIT",
+            Status::Ran => "PASS",
+        }
+    }
+
     /// Whether it was skipped.
     pub fn skipped(&self) -> bool {
         matches!(self.status, Status::Skipped(_))
@@ -183,7 +214,7 @@ impl ScenarioResult {
 #[derive(Clone)]
 pub struct Runner {
     config: RunConfig,
-    checker: Arc<dyn Checker>,
+    checker: Option<Arc<dyn Checker>>,
 }
 
 impl fmt::Debug for Runner {
@@ -195,17 +226,19 @@ impl fmt::Debug for Runner {
 }
 
 impl Runner {
-    /// A runner with the interim [`StatsChecker`] (no consistency model).
+    /// A runner that judges each scenario with a [`StatsChecker`] and the
+    /// [`WriteModel`] at the scenario's
+    /// [staleness tolerance](Scenario::stale_tolerance).
     pub fn new(config: RunConfig) -> Self {
         Runner {
             config,
-            checker: Arc::new(StatsChecker::new()),
+            checker: None,
         }
     }
 
-    /// Replaces the checker.
+    /// Judges every scenario with `checker` instead.
     pub fn with_checker(mut self, checker: impl Checker + 'static) -> Self {
-        self.checker = Arc::new(checker);
+        self.checker = Some(Arc::new(checker));
         self
     }
 
@@ -242,12 +275,21 @@ impl Runner {
             duration: self.config.duration,
             redis_url: self.config.redis_url.clone(),
             mongodb_url: self.config.mongodb_url.clone(),
+            real: self.config.real,
         };
         let setup = (scenario.setup)(ctx).await.map_err(|e| match e {
             e @ ChaosError::Scenario { .. } => e,
             e => ChaosError::scenario(scenario.name(), "setup failed", Some(Box::new(e))),
         })?;
-        let store_name = setup.store.name().to_string();
+        let store_name = setup
+            .processes
+            .first()
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        let store_name = match setup.processes.len() {
+            0 | 1 => store_name,
+            n => format!("{n} x {store_name}"),
+        };
         let workload = Workload::new(
             scenario
                 .workload
@@ -274,7 +316,7 @@ impl Runner {
             executed
         });
         let mut history = workload
-            .run_from(setup.store.clone(), seed, start, None, &progress)
+            .run_from(&setup.processes, seed, start, None, &progress)
             .await;
         // Actions planned past the end of the run still run: a fault must
         // never be left in place.
@@ -285,12 +327,34 @@ impl Runner {
                 Some(Box::new(e)),
             )
         })?;
+        if let Some(converge) = setup.converge {
+            // Past its patience the stack is judged as it is.
+            let _ = tokio::time::timeout(self.config.converge_patience, converge()).await;
+        }
+        let read_config = ReadBack::default()
+            .hang_deadline(workload.config().hang_deadline)
+            .patience(self.config.final_read_patience);
+        read_back(&mut history, &setup.processes, start, read_config).await;
+        let probes = setup
+            .probes
+            .into_iter()
+            .map(|(name, probe)| (name, probe()))
+            .collect();
+        if let Some(cleanup) = setup.cleanup {
+            let _ = tokio::time::timeout(self.config.converge_patience, cleanup()).await;
+        }
         drop(setup.keep_alive);
-        drop(setup.store);
+        drop(setup.processes);
 
         let window = measured_window(&actions, setup.window, setup.settle);
         history.window = window;
-        let verdict = self.checker.check(&history);
+        let mut verdict = match &self.checker {
+            Some(checker) => checker.check(&history),
+            None => StatsChecker::new()
+                .with_model(WriteModel::new().stale_tolerance(scenario.tolerance()))
+                .check(&history),
+        };
+        verdict.probes = probes;
         let evaluation = scenario.expected().evaluate(&verdict);
         let timeline = Timeline::of(&history, self.config.timeline_buckets);
         Ok(ScenarioResult {

@@ -1,10 +1,10 @@
 use std::collections::{BTreeMap, HashSet};
 
-use storestack::{ErrorKind, MemoryStore, StoreExt};
+use storestack::layers::fault::OutageMode;
+use storestack::{FaultConfig, MemoryStore, StoreExt};
 
 use super::*;
 use crate::history::ReadValue;
-use crate::switch::{Switch, SwitchState};
 
 fn small() -> WorkloadConfig {
     WorkloadConfig::default()
@@ -126,8 +126,12 @@ async fn every_write_is_unique_and_reads_identify_it() {
 
 #[tokio::test(start_paused = true)]
 async fn hung_operations_are_abandoned_at_the_deadline() {
-    let store = Switch::new(MemoryStore::new());
-    store.handle().set(SwitchState::Hanging);
+    let store = MemoryStore::new().fault_injection(
+        FaultConfig::default()
+            .seed(1)
+            .down(true)
+            .outage_mode(OutageMode::Hang),
+    );
     let deadline = Duration::from_millis(300);
     let history = Workload::new(small().hang_deadline(deadline).stop(Stop::Ops(8)))
         .run(store.shared(), 1)
@@ -141,10 +145,7 @@ async fn hung_operations_are_abandoned_at_the_deadline() {
 
 #[tokio::test]
 async fn errors_are_recorded_by_kind() {
-    let store = Switch::new(MemoryStore::new());
-    store
-        .handle()
-        .set(SwitchState::Failing(ErrorKind::Unavailable));
+    let store = MemoryStore::new().fault_injection(FaultConfig::default().seed(1).down(true));
     let history = Workload::new(small().stop(Stop::Ops(20)))
         .run(store.shared(), 1)
         .await;
@@ -152,6 +153,66 @@ async fn errors_are_recorded_by_kind() {
         .ops
         .iter()
         .all(|op| op.outcome == Outcome::Failed(crate::history::ErrorClass::Unavailable)));
+}
+
+#[tokio::test]
+async fn final_reads_cover_every_written_key_through_every_process() {
+    let store = MemoryStore::new();
+    let other = MemoryStore::new(); // a "process" that sees nothing
+    let workload = Workload::new(small().stop(Stop::Ops(200)));
+    let start = RunStart::now(&workload.config().clock);
+    let processes = [store.clone().shared(), other.shared()];
+    let mut history = workload
+        .run_from(
+            &processes[..1],
+            3,
+            start,
+            None,
+            &Arc::new(Progress::default()),
+        )
+        .await;
+    read_back(&mut history, &processes, start, ReadBack::default()).await;
+    let written: HashSet<u32> = history
+        .ops
+        .iter()
+        .filter(|op| op.op != WorkOp::Get)
+        .map(|op| op.key)
+        .collect();
+    assert_eq!(history.final_reads.len(), written.len() * 2);
+    for read in &history.final_reads {
+        assert!(written.contains(&read.key));
+        assert!(read.outcome.is_ok());
+        assert!(read.start >= history.elapsed);
+    }
+    // Through the empty process every key reads absent: the model says
+    // those writes are lost.
+    let c = crate::checker::ConsistencyModel::check(&crate::checker::WriteModel::new(), &history);
+    assert!(c.lost > 0, "{c:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_final_reads_are_retried_then_recorded() {
+    let store = MemoryStore::new().fault_injection(FaultConfig::default().seed(2));
+    let faults = store.handle();
+    let workload = Workload::new(small().stop(Stop::Ops(50)));
+    let start = RunStart::now(&workload.config().clock);
+    let processes = [store.shared()];
+    let mut history = workload
+        .run_from(&processes, 3, start, None, &Arc::new(Progress::default()))
+        .await;
+    faults.set_down(true);
+    let patience = Duration::from_secs(1);
+    read_back(
+        &mut history,
+        &processes,
+        start,
+        ReadBack::default().patience(patience),
+    )
+    .await;
+    assert!(!history.final_reads.is_empty());
+    assert!(history.final_reads.iter().all(|r| !r.outcome.is_ok()));
+    // Retried until the patience ran out.
+    assert!(history.final_reads.iter().all(|r| r.start >= patience));
 }
 
 #[tokio::test(start_paused = true)]
@@ -162,7 +223,7 @@ async fn rate_and_duration_bound_the_run() {
     let progress = Arc::new(Progress::default());
     let start = RunStart::now(&config.clock);
     let history = Workload::new(config)
-        .run_from(MemoryStore::new().shared(), 5, start, None, &progress)
+        .run_from(&[MemoryStore::new().shared()], 5, start, None, &progress)
         .await;
     // 200 ops/s for 2 s (first ticks at t = 0).
     assert!(

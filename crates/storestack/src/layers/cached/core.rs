@@ -2,9 +2,9 @@
 //! the moka cache, the generations, the flights, and the listener of the
 //! invalidation channel.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -20,6 +20,10 @@ use crate::store::Record;
 
 type Listener = (Box<dyn Subscriber>, oneshot::Receiver<()>);
 
+/// How often an instance that owes the others a "forget everything"
+/// (a publish failed) tries again to publish it.
+pub(super) const DEBT_RETRY: Duration = Duration::from_millis(100);
+
 pub(super) struct Core {
     pub(super) cache: moka::future::Cache<String, Arc<Entry>>,
     pub(super) gens: Generations,
@@ -32,6 +36,14 @@ pub(super) struct Core {
     origin: u64,
     /// False once the invalidation channel is gone: the cache is bypassed.
     coherent: AtomicBool,
+    /// Publishes that failed so far: the others may hold what those
+    /// writes replaced, so this instance owes them a "forget everything".
+    failed_publishes: AtomicU64,
+    /// `failed_publishes` as it was when the last "forget everything"
+    /// that went through was sent: the debt is paid up to there.
+    paid: AtomicU64,
+    /// Whether a task retries the debt.
+    retrying: AtomicBool,
     /// A subscription waiting for a runtime to listen on.
     pending: Mutex<Option<Listener>>,
     has_pending: AtomicBool,
@@ -87,6 +99,9 @@ impl Core {
             invalidator: config.invalidator,
             origin: rand::random(),
             coherent: AtomicBool::new(coherent),
+            failed_publishes: AtomicU64::new(0),
+            paid: AtomicU64::new(0),
+            retrying: AtomicBool::new(false),
             has_pending: AtomicBool::new(pending.is_some()),
             pending: Mutex::new(pending),
             _stop: stop_tx,
@@ -153,12 +168,61 @@ impl Core {
     }
 
     /// Tells the other instances; a failure is logged and counted, never
-    /// returned.
-    pub(super) async fn publish(&self, message: impl FnOnce(u64) -> Message) {
+    /// returned, and leaves a debt: until a "forget everything" goes
+    /// through (before the next message, or from a retry task every
+    /// [`DEBT_RETRY`]), the others may serve what this write replaced.
+    pub(super) async fn publish(self: &Arc<Self>, message: impl FnOnce(u64) -> Message) {
         let Some(inv) = &self.invalidator else { return };
+        if self.owes() && !self.pay_debt(inv.as_ref()).await {
+            // The channel still refuses; the pending "forget everything"
+            // covers this write too.
+            self.publish_failed();
+            return;
+        }
         if let Err(e) = inv.publish(message(self.origin).encode()).await {
-            self.metrics.publish_failures.increment(1);
+            self.publish_failed();
             tracing::warn!(error = %e, "cache invalidation could not be published");
+        }
+    }
+
+    fn publish_failed(self: &Arc<Self>) {
+        self.failed_publishes.fetch_add(1, Ordering::AcqRel);
+        self.metrics.publish_failures.increment(1);
+        if !self.retrying.swap(true, Ordering::AcqRel) {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(pay_debt_later(Arc::downgrade(self)));
+            } else {
+                self.retrying.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    /// Whether a failed publish is not yet covered by a "forget
+    /// everything" that went through.
+    pub(super) fn owes(&self) -> bool {
+        self.paid.load(Ordering::Acquire) < self.failed_publishes.load(Ordering::Acquire)
+    }
+
+    /// Publishes "forget everything"; true if it went through. It covers
+    /// every publish that had failed before it was sent, whose writes had
+    /// all completed by then.
+    pub(super) async fn pay_debt(&self, inv: &dyn Invalidator) -> bool {
+        let covered = self.failed_publishes.load(Ordering::Acquire);
+        match inv
+            .publish(
+                Message::All {
+                    origin: self.origin,
+                }
+                .encode(),
+            )
+            .await
+        {
+            Ok(()) => {
+                self.paid.fetch_max(covered, Ordering::AcqRel);
+                tracing::info!("cache invalidation channel back: told the others to forget");
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -196,6 +260,29 @@ async fn listen(core: Weak<Core>, mut sub: Box<dyn Subscriber>, mut stop: onesho
                 tracing::warn!("cache invalidation channel closed; caching disabled");
                 return;
             }
+        }
+    }
+}
+
+/// Retries the "forget everything" an instance owes every [`DEBT_RETRY`]
+/// until one goes through (or the cache is dropped). A task of its own,
+/// started by the first failed publish, so that the listener never needs
+/// tokio's timer.
+async fn pay_debt_later(core: Weak<Core>) {
+    loop {
+        tokio::time::sleep(DEBT_RETRY).await;
+        let Some(core) = core.upgrade() else { return };
+        if !core.owes() {
+            core.retrying.store(false, Ordering::Release);
+            // A publish that failed meanwhile found the flag set and
+            // relies on this task: carry on unless another took over.
+            if !core.owes() || core.retrying.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            continue;
+        }
+        if let Some(inv) = &core.invalidator {
+            core.pay_debt(inv.as_ref()).await;
         }
     }
 }

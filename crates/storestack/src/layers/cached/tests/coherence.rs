@@ -274,3 +274,93 @@ fn built_outside_a_runtime_listens_once_inside_one() {
         assert_eq!(value(&b, "k").await.as_deref(), Some("v2"));
     });
 }
+
+/// A channel whose publishes fail while `refusing` is set (the instance's
+/// connection to it is down; subscriptions are unaffected).
+#[derive(Debug)]
+struct Refusing {
+    channel: LocalInvalidator,
+    refusing: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl Invalidator for Refusing {
+    async fn publish(&self, message: bytes::Bytes) -> Result<()> {
+        if self.refusing.load(Ordering::SeqCst) {
+            return Err(crate::StoreError::unavailable(Op::Set).with_store("refusing"));
+        }
+        self.channel.publish(message).await
+    }
+
+    fn subscribe(&self) -> Result<Box<dyn Subscriber>> {
+        self.channel.subscribe()
+    }
+}
+
+/// Found by the chaos suite (scenario `redis-invalidation-cut`): a write
+/// whose invalidation could not be published left the other instances
+/// serving the overwritten value until their ttl.
+#[tokio::test(start_paused = true)]
+async fn a_failed_publish_is_made_good_once_the_channel_is_back() {
+    let channel = LocalInvalidator::new();
+    let refusing = Arc::new(AtomicBool::new(false));
+    let shared = MemoryStore::new();
+    let a = shared
+        .clone()
+        .cached(CacheConfig::default().invalidator(Refusing {
+            channel: channel.clone(),
+            refusing: refusing.clone(),
+        }));
+    let b = shared
+        .clone()
+        .cached(CacheConfig::default().invalidator(channel));
+    let long = || Duration::from_secs(3600);
+    a.set("k", Record::expiring_after("v1", long()))
+        .await
+        .unwrap();
+    delivered().await;
+    assert_eq!(value(&b, "k").await.as_deref(), Some("v1")); // b caches v1
+
+    refusing.store(true, Ordering::SeqCst);
+    a.set("k", Record::expiring_after("v2", long()))
+        .await
+        .unwrap();
+    assert!(a.delete("j").await.is_ok());
+    delivered().await;
+    // While a cannot publish, b cannot know: the documented window.
+    assert_eq!(value(&b, "k").await.as_deref(), Some("v1"));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(value(&b, "k").await.as_deref(), Some("v1"));
+
+    // The channel is back; a writes nothing more, its listener pays.
+    refusing.store(false, Ordering::SeqCst);
+    tokio::time::sleep(super::super::core::DEBT_RETRY * 2).await;
+    delivered().await;
+    assert_eq!(value(&b, "k").await.as_deref(), Some("v2"));
+}
+
+/// Paused and never advanced: the listener's retry never fires, so only
+/// the next publish can have paid.
+#[tokio::test(start_paused = true)]
+async fn the_next_publish_pays_the_debt_first() {
+    let channel = LocalInvalidator::new();
+    let refusing = Arc::new(AtomicBool::new(true));
+    let shared = MemoryStore::new();
+    let a = shared
+        .clone()
+        .cached(CacheConfig::default().invalidator(Refusing {
+            channel: channel.clone(),
+            refusing: refusing.clone(),
+        }));
+    let b = shared
+        .clone()
+        .cached(CacheConfig::default().invalidator(channel));
+    shared.set("k", Record::never_expiring("v1")).await.unwrap();
+    assert_eq!(value(&b, "k").await.as_deref(), Some("v1"));
+    a.set("k", Record::never_expiring("v2")).await.unwrap(); // not published
+    refusing.store(false, Ordering::SeqCst);
+    // A write of another key: its message alone would not tell b about k.
+    a.set("other", Record::never_expiring("x")).await.unwrap();
+    delivered().await;
+    assert_eq!(value(&b, "k").await.as_deref(), Some("v2"));
+}
