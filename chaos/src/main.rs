@@ -27,7 +27,7 @@ use storestack_chaos::ChaosError;
 #[command(name = "storestack-chaos", version)]
 struct Cli {
     /// Run only this scenario (repeatable; `redis-*` names every scenario
-    /// starting with `redis-`; see --list).
+    /// starting with `redis-`, `mongo-*` the MongoDB ones; see --list).
     #[arg(long = "scenario", value_name = "NAME")]
     scenarios: Vec<String>,
     /// List the scenarios and exit.
@@ -49,8 +49,9 @@ struct Cli {
     #[arg(long, value_name = "URL")]
     mongodb: Option<String>,
     /// Let the real-backend scenarios start their own servers
-    /// (redis-server on a free port): needed by the process faults (kill,
-    /// pause, restart empty), and used when no --redis is given.
+    /// (redis-server, secantusd-rs, each on a free port): needed by the
+    /// process faults (kill, pause, restart empty), and used when no
+    /// --redis / --mongodb is given.
     #[arg(long)]
     real: bool,
     /// Also write every operation of every scenario into report.json.

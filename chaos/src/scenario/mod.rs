@@ -103,6 +103,12 @@ pub enum Requirement {
     /// A `redis-server` the suite starts and controls (kill, pause,
     /// restart): `--real` and `redis-server` installed.
     OwnRedis,
+    /// A MongoDB: `--mongodb URL`, or `--real` with `secantusd-rs`
+    /// installed.
+    Mongo,
+    /// A `secantusd-rs` the suite starts and controls (kill, pause,
+    /// restart): `--real` and `secantusd-rs` installed.
+    OwnMongo,
 }
 
 impl fmt::Display for Requirement {
@@ -113,6 +119,10 @@ impl fmt::Display for Requirement {
             Requirement::Binary(b) => write!(f, "{b} installed"),
             Requirement::Redis => f.write_str("--redis URL, or --real with redis-server installed"),
             Requirement::OwnRedis => f.write_str("--real with redis-server installed"),
+            Requirement::Mongo => {
+                f.write_str("--mongodb URL, or --real with secantusd-rs installed")
+            }
+            Requirement::OwnMongo => f.write_str("--real with secantusd-rs installed"),
         }
     }
 }

@@ -101,12 +101,15 @@ impl RunConfig {
 
     fn unmet(&self, requirement: &Requirement) -> bool {
         let own_redis = || self.real && find_binary("redis-server").is_some();
+        let own_mongo = || self.real && find_binary("secantusd-rs").is_some();
         match requirement {
             Requirement::RedisUrl => self.redis_url.is_none(),
             Requirement::MongoDbUrl => self.mongodb_url.is_none(),
             Requirement::Binary(b) => find_binary(b).is_none(),
             Requirement::Redis => self.redis_url.is_none() && !own_redis(),
             Requirement::OwnRedis => !own_redis(),
+            Requirement::Mongo => self.mongodb_url.is_none() && !own_mongo(),
+            Requirement::OwnMongo => !own_mongo(),
         }
     }
 }

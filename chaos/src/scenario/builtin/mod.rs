@@ -27,11 +27,24 @@
 //! paused, blackholed, slowed, reset, restarted empty, and two processes
 //! with caches.
 //!
+//! **MongoDB** scenarios ([`mongo`]) run against a real MongoDB-compatible
+//! server (`--mongodb URL`, or `--real` for the suite's own
+//! `secantusd-rs`) and a Redis on the other side of the fallback:
+//!
+//! | scenario | fault (middle third of the run) | expected |
+//! |---|---|---|
+//! | `mongo-secondary-killed` | Fallback(redis, mongodb): mongodb kill -9, restarted with its data | no error; journaled on redis, repaired |
+//! | `mongo-primary-paused` | Fallback(mongodb, redis): mongodb SIGSTOP / SIGCONT | no error, latency bounded |
+//! | `mongo-primary-blackholed` | Fallback(mongodb, redis): the proxy holds every byte | no error, latency bounded |
+//! | `mongo-restarts-empty` | Fallback(mongodb, redis): mongodb killed, back EMPTY | the documented limit, as `primary-restarts-empty` |
+//! | `mongo-store-killed` | mongodb alone (Timeout, CircuitBreaker): kill -9 | transient errors during the outage only, within the deadline |
+//!
 //! **Canaries** run only when named: deliberately broken stacks that must
 //! FAIL, proving the checker catches lost writes and stale reads.
 
 mod failover;
 mod migration;
+pub mod mongo;
 mod other;
 pub mod redis;
 mod stacks;
@@ -79,6 +92,11 @@ pub fn real() -> Vec<Scenario> {
         redis::redis_restarts_empty(),
         redis::redis_two_caches(),
         redis::redis_publish_lost(),
+        mongo::mongo_secondary_killed(),
+        mongo::mongo_primary_paused(),
+        mongo::mongo_primary_blackholed(),
+        mongo::mongo_restarts_empty(),
+        mongo::mongo_store_killed(),
     ]
 }
 

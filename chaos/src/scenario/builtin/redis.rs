@@ -27,17 +27,17 @@ use crate::scenario::{Action, Requirement, Scenario, ScenarioContext, Schedule, 
 
 /// The deadline of a call to Redis (loopback answers in well under a
 /// millisecond; a busy 2-core machine stalls for tens).
-const REDIS_DEADLINE: Duration = Duration::from_millis(100);
+pub(crate) const REDIS_DEADLINE: Duration = Duration::from_millis(100);
 
 /// A Redis for one run: the server (when the suite owns it), where the
 /// stack connects, and the key prefix of the run.
-struct Redis {
-    server: Option<RedisServer>,
+pub(crate) struct Redis {
+    pub(crate) server: Option<RedisServer>,
     /// The URL the store connects to (the proxy's, when there is one).
-    url: String,
+    pub(crate) url: String,
     /// The URL of the server itself.
     direct_url: String,
-    proxy: Option<FaultProxy>,
+    pub(crate) proxy: Option<FaultProxy>,
     prefix: String,
 }
 
@@ -56,12 +56,13 @@ async fn locate(ctx: &ScenarioContext, own: Option<bool>) -> Result<(String, Opt
     }
 }
 
-/// The address of a `redis://` URL's server.
-async fn address(url: &str) -> Result<SocketAddr> {
-    let bad = |what: &str| ChaosError::scenario("redis", format!("{what}: {url}"), None);
+/// The address of a server URL's server (`default_port` when the URL has
+/// none).
+pub(crate) async fn address(url: &str, default_port: u16) -> Result<SocketAddr> {
+    let bad = |what: &str| ChaosError::scenario("url", format!("{what}: {url}"), None);
     let parsed = url::Url::parse(url).map_err(|_| bad("not a URL"))?;
     let host = parsed.host_str().ok_or_else(|| bad("no host in the URL"))?;
-    let host = format!("{host}:{}", parsed.port().unwrap_or(6379));
+    let host = format!("{host}:{}", parsed.port().unwrap_or(default_port));
     let first = tokio::net::lookup_host(host.as_str())
         .await
         .map_err(|e| ChaosError::io(format!("cannot resolve {host}"), e))?
@@ -71,9 +72,9 @@ async fn address(url: &str) -> Result<SocketAddr> {
 
 /// `url` with its host and port replaced by `addr` (credentials, database
 /// and options kept).
-fn through(url: &str, addr: SocketAddr) -> Result<String> {
+pub(crate) fn through(url: &str, addr: SocketAddr) -> Result<String> {
     let mut parsed = url::Url::parse(url)
-        .map_err(|_| ChaosError::scenario("redis", format!("not a URL: {url}"), None))?;
+        .map_err(|_| ChaosError::scenario("url", format!("not a URL: {url}"), None))?;
     let _ = parsed.set_ip_host(addr.ip());
     let _ = parsed.set_port(Some(addr.port()));
     Ok(parsed.to_string())
@@ -84,7 +85,7 @@ impl Redis {
     /// (durable: append-only file, fsync on every write), else `--redis`
     /// (or the suite's own with `--real`); behind a fault proxy when
     /// `proxied`.
-    async fn start(
+    pub(crate) async fn start(
         ctx: &ScenarioContext,
         name: &str,
         own: Option<bool>,
@@ -92,7 +93,7 @@ impl Redis {
     ) -> Result<Self> {
         let (direct_url, server) = locate(ctx, own).await?;
         let proxy = if proxied {
-            let upstream = address(&direct_url).await?;
+            let upstream = address(&direct_url, 6379).await?;
             let config = crate::proxy::ProxyConfig::new(upstream).seed(ctx.seed);
             Some(FaultProxy::start_with(config).await?)
         } else {
@@ -124,7 +125,7 @@ impl Redis {
     }
 
     /// A client of this Redis (see [`config`](Self::config)).
-    async fn connect(&self, url: &str) -> Result<RedisStore> {
+    pub(crate) async fn connect(&self, url: &str) -> Result<RedisStore> {
         RedisStore::connect(self.config(url)).await.map_err(|e| {
             ChaosError::scenario("redis", "cannot connect to redis", Some(Box::new(e)))
         })
@@ -153,7 +154,7 @@ impl Redis {
 
     /// Hands the server and proxy to `setup`, and, on a Redis the suite
     /// does not own, the clearing of the run's keys.
-    async fn finish(self, setup: Setup) -> Result<Setup> {
+    pub(crate) async fn finish(self, setup: Setup) -> Result<Setup> {
         let mut setup = setup;
         if self.server.is_none() {
             let direct = self.connect(&self.direct_url).await?;
@@ -173,7 +174,7 @@ impl Redis {
 
 /// What a Redis failover scenario expects: as the embedded ones, with
 /// room for Redis round trips.
-fn hidden() -> Invariants {
+pub(crate) fn hidden() -> Invariants {
     Invariants::strict()
         .and(Expect::NoErrorsIn(Phase::During))
         .and(Expect::MaxLatency {
@@ -185,7 +186,7 @@ fn hidden() -> Invariants {
 }
 
 /// A fault between `at(1/3)` and `at(2/3)`.
-fn middle_third(ctx: &ScenarioContext, fault: Action, repair: Action) -> Schedule {
+pub(crate) fn middle_third(ctx: &ScenarioContext, fault: Action, repair: Action) -> Schedule {
     Schedule::new()
         .at(ctx.at(1.0 / 3.0), fault)
         .at(ctx.at(2.0 / 3.0), repair)

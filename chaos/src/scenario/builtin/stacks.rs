@@ -55,8 +55,19 @@ pub(crate) struct Failover {
 impl Failover {
     /// `Fallback(CircuitBreaker(Timeout(primary)), CircuitBreaker(Timeout(secondary)))`.
     pub(crate) fn new(primary: impl Store, secondary: impl Store, deadline: Duration) -> Self {
-        let primary = primary.timeout(deadline).circuit_breaker(breaker());
-        let secondary = secondary.timeout(deadline).circuit_breaker(breaker());
+        Self::with_deadlines((primary, deadline), (secondary, deadline))
+    }
+
+    /// The same, with a deadline of its own for each side (`(store,
+    /// deadline)`).
+    pub(crate) fn with_deadlines(
+        (primary, primary_deadline): (impl Store, Duration),
+        (secondary, secondary_deadline): (impl Store, Duration),
+    ) -> Self {
+        let primary = primary.timeout(primary_deadline).circuit_breaker(breaker());
+        let secondary = secondary
+            .timeout(secondary_deadline)
+            .circuit_breaker(breaker());
         let primary_breaker = primary.handle();
         let fallback = Fallback::with_config(primary, secondary, fallback_config());
         Failover {

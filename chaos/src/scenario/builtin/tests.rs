@@ -200,7 +200,9 @@ fn selection_by_name_and_prefix() {
     assert!(default.iter().all(|n| !n.starts_with("canary")));
     assert!(default.contains(&"redis-blackholed".to_owned()));
     let redis = names(select(all(), &["redis-*".into()]).unwrap());
-    assert_eq!(redis.len(), real().len());
+    let mongo = names(select(all(), &["mongo-*".into()]).unwrap());
+    assert!(mongo.len() >= 4, "{mongo:?}");
+    assert_eq!(redis.len() + mongo.len(), real().len());
     let two = names(select(all(), &["canary-stale-caches".into(), "baseline".into()]).unwrap());
     assert_eq!(two, ["canary-stale-caches", "baseline"]);
     assert!(select(all(), &["nope*".into()]).is_err());
@@ -230,4 +232,26 @@ async fn a_killed_redis_is_hidden_by_the_fallback() {
     let c = r.verdict.consistency.unwrap();
     assert_eq!((c.lost, c.stale, c.keys_unverified), (0, 0, 0));
     assert!(c.keys_checked > 100, "{c:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_mongodb_secondary_is_hidden_by_the_fallback() {
+    for program in ["redis-server", "secantusd-rs"] {
+        if crate::process::find_binary(program).is_none() {
+            storestack_testkit::server_missing(program, &"not installed");
+            return;
+        }
+    }
+    let config = RunConfig::default()
+        .seed(6)
+        .duration(Duration::from_millis(2000))
+        .real(true);
+    let r = Runner::new(config)
+        .run(&mongo::mongo_secondary_killed())
+        .await
+        .unwrap();
+    assert!(r.passed(), "{:#?} {:?}", r.evaluation, r.actions);
+    assert!(r.store.contains("timeout(mongodb)"), "{}", r.store);
+    let c = r.verdict.consistency.unwrap();
+    assert_eq!((c.lost, c.stale, c.resurrected), (0, 0, 0));
 }

@@ -1,0 +1,320 @@
+//! Real-backend scenarios on MongoDB: a real MongoDB-compatible server
+//! reached through `storestack-mongodb` (the official driver), with a real
+//! Redis on the other side of the fallback, and real faults: the server
+//! process killed, paused or restarted empty ([`crate::process`]), or the
+//! network between the driver and the server blackholed by the fault proxy
+//! ([`crate::proxy`]).
+//!
+//! The MongoDB is the one given with `--mongodb URL` (proxy faults only; a
+//! collection of the run's own, cleared afterwards), or a `secantusd-rs`
+//! the suite starts itself on a free port with its own data directory
+//! with `--real` (required by the process faults). The Redis is `--redis
+//! URL` or, with `--real`, the suite's own `redis-server`.
+
+use std::time::Duration;
+
+use storestack::{Store, StoreExt};
+use storestack_mongodb::{MongoConfig, MongoStore};
+
+use super::failover::empty_primary_invariants;
+use super::redis::{address, hidden, middle_third, through, Redis, REDIS_DEADLINE};
+use super::stacks::{breaker, failed_over, Failover, BOUNDED, FAILED_OVER};
+use crate::error::{ChaosError, Result};
+use crate::history::{ErrorClass, Phase};
+use crate::invariants::{Expect, Invariants};
+use crate::process::{DataOnRestart, MongoServer, ProcessHandle};
+use crate::proxy::{FaultProxy, ProxyHandle, Toxics};
+use crate::scenario::{Action, Requirement, Scenario, ScenarioContext, Setup};
+use crate::workload::WorkloadConfig;
+
+/// The deadline of a call to MongoDB: a loopback round trip takes about a
+/// millisecond; a write of `secantusd-rs` (WiredTiger, journaled) on a
+/// busy 2-core machine now and then a hundred or more.
+const MONGO_DEADLINE: Duration = Duration::from_millis(250);
+
+/// The database of the runs.
+const DATABASE: &str = "storestack_chaos";
+
+/// The workload of the MongoDB scenarios: the default mix at a rate a
+/// journaled single-node server keeps up with on a small machine (with the
+/// fallback's per-read journal check, every read also reads the
+/// secondary).
+fn workload() -> WorkloadConfig {
+    WorkloadConfig::default().rate(Some(400))
+}
+
+/// A MongoDB for one run: the server (when the suite owns it), where the
+/// stack connects, and the run's collection.
+struct Mongo {
+    server: Option<MongoServer>,
+    /// The URL the store connects to (the proxy's, when there is one).
+    url: String,
+    proxy: Option<FaultProxy>,
+    collection: String,
+}
+
+impl Mongo {
+    /// A MongoDB for scenario `name`: the suite's own when `own`, else
+    /// `--mongodb URL` (or the suite's own with `--real`); behind a fault
+    /// proxy when `proxied`.
+    async fn start(ctx: &ScenarioContext, name: &str, own: bool, proxied: bool) -> Result<Self> {
+        let (direct_url, server) = match (&ctx.mongodb_url, own) {
+            (Some(url), false) => (url.clone(), None),
+            _ => {
+                let server = MongoServer::start().await?;
+                (server.url(), Some(server))
+            }
+        };
+        let proxy = if proxied {
+            let upstream = address(&direct_url, 27017).await?;
+            let config = crate::proxy::ProxyConfig::new(upstream).seed(ctx.seed);
+            Some(FaultProxy::start_with(config).await?)
+        } else {
+            None
+        };
+        let url = match &proxy {
+            Some(p) => through(&direct_url, p.addr())?,
+            None => direct_url,
+        };
+        Ok(Mongo {
+            server,
+            url,
+            proxy,
+            collection: format!("{}_{:016x}", name.replace('-', "_"), ctx.seed),
+        })
+    }
+
+    /// The server process; an error when the suite does not own it.
+    fn process(&self) -> Result<ProcessHandle> {
+        let server = self.server.as_ref().ok_or_else(|| ChaosError::NotRunning {
+            program: "secantusd-rs".into(),
+        })?;
+        Ok(server.handle())
+    }
+
+    /// The proxy; an error when there is none.
+    fn proxy(&self, name: &str) -> Result<ProxyHandle> {
+        let proxy = self.proxy.as_ref().map(FaultProxy::handle);
+        proxy.ok_or_else(|| ChaosError::scenario(name, "no proxy", None))
+    }
+
+    /// A client, scaled for short runs: server selection and connection
+    /// give up after 500 ms, an operation after 1 s (the stack's Timeout
+    /// cuts it sooner).
+    async fn connect(&self) -> Result<MongoStore> {
+        let config = MongoConfig::new(self.url.clone())
+            .database(DATABASE)
+            .collection(self.collection.clone())
+            .server_selection_timeout(Duration::from_millis(500))
+            .connect_timeout(Duration::from_millis(500))
+            .operation_timeout(Duration::from_secs(1));
+        MongoStore::connect(config).await.map_err(|e| {
+            ChaosError::scenario("mongodb", "cannot connect to mongodb", Some(Box::new(e)))
+        })
+    }
+
+    /// Hands the server and proxy to `setup`, and, on a server the suite
+    /// does not own, the clearing of the run's collection.
+    fn finish(self, setup: Setup, store: &MongoStore) -> Setup {
+        let mut setup = setup;
+        if self.server.is_none() {
+            let store = store.clone();
+            setup = setup.cleanup(move || async move {
+                let _ = store.clear().await;
+            });
+        }
+        if let Some(proxy) = self.proxy {
+            setup = setup.keep_alive(proxy);
+        }
+        if let Some(server) = self.server {
+            setup = setup.keep_alive(server);
+        }
+        setup
+    }
+}
+
+/// Which side of the fallback MongoDB is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MongoSide {
+    Primary,
+    Secondary,
+}
+
+/// The failover stack over MongoDB and a Redis, MongoDB on `side`; the
+/// setup keeps both servers (and proxies) alive.
+async fn failover(
+    ctx: &ScenarioContext,
+    name: &str,
+    mongo: Mongo,
+    side: MongoSide,
+) -> Result<Setup> {
+    let redis = Redis::start(ctx, name, None, false).await?;
+    let redis_store = redis.connect(&redis.url).await?;
+    let mongo_store = mongo.connect().await?;
+    let stack = match side {
+        MongoSide::Primary => Failover::with_deadlines(
+            (mongo_store.clone(), MONGO_DEADLINE),
+            (redis_store, REDIS_DEADLINE),
+        ),
+        MongoSide::Secondary => Failover::with_deadlines(
+            (redis_store, REDIS_DEADLINE),
+            (mongo_store.clone(), MONGO_DEADLINE),
+        ),
+    };
+    let fallback = stack.fallback.clone();
+    let setup = stack
+        .setup()
+        .probe(FAILED_OVER, move || failed_over(&fallback));
+    let setup = redis.finish(setup).await?;
+    Ok(mongo.finish(setup, &mongo_store))
+}
+
+/// kill -9 of the MongoDB secondary, restarted with its data.
+pub fn mongo_secondary_killed() -> Scenario {
+    Scenario::new(
+        "mongo-secondary-killed",
+        "Fallback(redis, mongodb) on real servers: secantusd-rs (the secondary) is killed (-9) \
+         for a third of the run and restarted with its data; redis serves alone and journals \
+         what mongodb missed, repaired when it returns; callers see no error",
+    )
+    .requires(Requirement::OwnMongo)
+    .requires(Requirement::Redis)
+    .workload(workload())
+    .invariants(hidden())
+    .setup(|ctx| async move {
+        let name = "mongo-secondary-killed";
+        let mongo = Mongo::start(&ctx, name, true, false).await?;
+        let process = mongo.process()?;
+        let setup = failover(&ctx, name, mongo, MongoSide::Secondary).await?;
+        Ok(setup.schedule(middle_third(
+            &ctx,
+            Action::kill("mongodb killed (-9)", process.clone()),
+            Action::restart("mongodb restarted", process, DataOnRestart::Keep),
+        )))
+    })
+}
+
+/// SIGSTOP / SIGCONT of the MongoDB primary.
+pub fn mongo_primary_paused() -> Scenario {
+    Scenario::new(
+        "mongo-primary-paused",
+        "Fallback(mongodb, redis) on real servers: secantusd-rs (the primary) is paused \
+         (SIGSTOP) for a third of the run: every call hangs until the 250 ms timeout cuts it, \
+         the breaker opens, redis serves; nothing hangs, no error reaches callers",
+    )
+    .requires(Requirement::OwnMongo)
+    .requires(Requirement::Redis)
+    .workload(workload())
+    .invariants(hidden())
+    .setup(|ctx| async move {
+        let name = "mongo-primary-paused";
+        let mongo = Mongo::start(&ctx, name, true, false).await?;
+        let process = mongo.process()?;
+        let setup = failover(&ctx, name, mongo, MongoSide::Primary).await?;
+        Ok(setup.schedule(middle_third(
+            &ctx,
+            Action::pause("mongodb paused (SIGSTOP)", process.clone()),
+            Action::resume("mongodb resumed (SIGCONT)", process),
+        )))
+    })
+}
+
+/// The connection to the MongoDB primary holds every byte.
+pub fn mongo_primary_blackholed() -> Scenario {
+    Scenario::new(
+        "mongo-primary-blackholed",
+        "Fallback(mongodb, redis): the proxy between the mongodb driver and the server holds \
+         every byte both ways for a third of the run (a silent partition); timeouts, breaker \
+         and fallback hide it; held commands arrive late when it lifts",
+    )
+    .requires(Requirement::Mongo)
+    .requires(Requirement::Redis)
+    .workload(workload())
+    .invariants(hidden())
+    .setup(|ctx| async move {
+        let name = "mongo-primary-blackholed";
+        let mongo = Mongo::start(&ctx, name, false, true).await?;
+        let proxy = mongo.proxy(name)?;
+        let setup = failover(&ctx, name, mongo, MongoSide::Primary).await?;
+        let blackhole = Toxics {
+            blackhole: true,
+            ..Toxics::none()
+        };
+        Ok(setup.schedule(middle_third(
+            &ctx,
+            Action::proxy("mongodb blackholed", proxy.clone(), blackhole),
+            Action::proxy("proxy clean", proxy, Toxics::none()),
+        )))
+    })
+}
+
+/// The MongoDB primary is killed and comes back empty.
+pub fn mongo_restarts_empty() -> Scenario {
+    Scenario::new(
+        "mongo-restarts-empty",
+        "Fallback(mongodb, redis): secantusd-rs (the primary) is killed for a third of the run \
+         and restarted with an EMPTY data directory: writes of the outage are repaired onto \
+         it, keys written only before it are lost to readers (a documented limit: see the \
+         notes)",
+    )
+    .requires(Requirement::OwnMongo)
+    .requires(Requirement::Redis)
+    .workload(workload())
+    .invariants(empty_primary_invariants())
+    .setup(|ctx| async move {
+        let name = "mongo-restarts-empty";
+        let mongo = Mongo::start(&ctx, name, true, false).await?;
+        let process = mongo.process()?;
+        let setup = failover(&ctx, name, mongo, MongoSide::Primary).await?;
+        Ok(setup.schedule(middle_third(
+            &ctx,
+            Action::kill("mongodb killed (-9)", process.clone()),
+            Action::restart("mongodb restarted empty", process, DataOnRestart::Wipe),
+        )))
+    })
+}
+
+/// MongoDB alone behind Timeout and CircuitBreaker, killed.
+pub fn mongo_store_killed() -> Scenario {
+    Scenario::new(
+        "mongo-store-killed",
+        "mongodb alone behind Timeout (250 ms) and CircuitBreaker: secantusd-rs is killed (-9) \
+         for a third of the run and restarted with its data: transient errors during the \
+         outage only, each within the deadline, nothing acknowledged lost, recovery after",
+    )
+    .requires(Requirement::OwnMongo)
+    .workload(workload())
+    .invariants(
+        Invariants::strict()
+            .and(Expect::ErrorsIn(Phase::During))
+            .and(Expect::OnlyErrors(vec![
+                ErrorClass::Timeout,
+                ErrorClass::CircuitOpen,
+                ErrorClass::Unavailable,
+            ]))
+            .and(Expect::MaxLatency {
+                phase: Phase::During,
+                limit: BOUNDED,
+            }),
+    )
+    .setup(|ctx| async move {
+        let mongo = Mongo::start(&ctx, "mongo-store-killed", true, false).await?;
+        let process = mongo.process()?;
+        let store = mongo.connect().await?;
+        let guarded = store
+            .clone()
+            .timeout(MONGO_DEADLINE)
+            .circuit_breaker(breaker())
+            .shared();
+        let setup = Setup::new(guarded).schedule(middle_third(
+            &ctx,
+            Action::kill("mongodb killed (-9)", process.clone()),
+            Action::restart("mongodb restarted", process, DataOnRestart::Keep),
+        ));
+        // Breakers opened during the outage fail fast for up to their open
+        // period (1 s at most) after it: that is still the fault.
+        Ok(mongo
+            .finish(setup, &store)
+            .settle(Duration::from_millis(1200)))
+    })
+}
