@@ -37,7 +37,7 @@
 //! | `mongo-primary-paused` | Fallback(mongodb, redis): mongodb SIGSTOP / SIGCONT | no error, latency bounded |
 //! | `mongo-primary-blackholed` | Fallback(mongodb, redis): the proxy holds every byte | no error, latency bounded |
 //! | `mongo-restarts-empty` | Fallback(mongodb, redis): mongodb killed, back EMPTY | the documented limit, as `primary-restarts-empty` |
-//! | `mongo-store-killed` | mongodb alone (Timeout, CircuitBreaker): kill -9 | transient errors during the outage only, within the deadline |
+//! | `mongo-store-killed` | mongodb alone (Timeout, CircuitBreaker): kill -9 | transient errors during the outage only, within the deadline; the server may lose its last acknowledged writes (a limit of secantusd-rs) |
 //!
 //! **Canaries** run only when named: deliberately broken stacks that must
 //! FAIL, proving the checker catches lost writes and stale reads.
