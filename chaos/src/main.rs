@@ -110,7 +110,7 @@ async fn run(cli: Cli) -> Result<bool, ChaosError> {
             let needs = if needs.is_empty() {
                 String::new()
             } else {
-                format!(" (needs {})", needs.join(", "))
+                format!(" (needs {})", needs.join("; and "))
             };
             let opt_in = if s.is_opt_in() {
                 " (runs only when named)"

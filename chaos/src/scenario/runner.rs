@@ -270,7 +270,7 @@ impl Runner {
             .map(ToString::to_string)
             .collect();
         if !unmet.is_empty() {
-            let why = format!("needs {}", unmet.join(", "));
+            let why = format!("needs {}", unmet.join("; and "));
             return Ok(ScenarioResult::skipped_because(scenario, seed, why));
         }
         let ctx = ScenarioContext {
