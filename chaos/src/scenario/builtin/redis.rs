@@ -1,6 +1,7 @@
 //! Real-backend scenarios on Redis: the primary is a real Redis reached
 //! through `storestack-redis` (fred), the secondary a memory store (the
-//! MongoDB backend will take its place), and the faults are real: the
+//! [`mongo`](super::mongo) scenarios put MongoDB on either side), and the
+//! faults are real: the
 //! server process killed, paused or restarted empty ([`crate::process`]),
 //! or the network between client and server cut, reset, blackholed or
 //! slowed by the fault proxy ([`crate::proxy`]).
