@@ -69,6 +69,11 @@ pub struct FallbackReport {
     pub secondary: SideReport,
     /// Keys written to one side only, awaiting repair.
     pub journaled_keys: usize,
+    /// Of those, keys whose newest write is in Redis only.
+    pub newest_on_primary: usize,
+    /// Of those, keys whose newest write is in MongoDB only (read from
+    /// there until Redis is repaired).
+    pub newest_on_secondary: usize,
     /// Keys repaired so far.
     pub repaired: u64,
     /// Repair attempts that failed (retried).
@@ -147,6 +152,8 @@ impl From<&FallbackStatus> for FallbackReport {
             primary: SideReport::from(&s.primary),
             secondary: SideReport::from(&s.secondary),
             journaled_keys: s.journaled_keys,
+            newest_on_primary: s.newest_on_primary,
+            newest_on_secondary: s.newest_on_secondary,
             repaired: s.repaired,
             repair_failures: s.repair_failures,
             failover_reads: s.failover_reads,
