@@ -267,17 +267,31 @@ async fn run(args: Args, mongo_url: String) -> Result<bool, String> {
         .map_err(|e| format!("bulk copy failed: {e}"))?;
     let c = report.progress.counts;
     println!(
-        "  done in {:.1?}: {} scanned, {} copied, {} already there, {} raced, {} failed; verified: {}",
+        "  done in {:.1?}: {} scanned, {} copied, {} already there, {} raced, {} failed",
         started.elapsed(),
         c.scanned,
         c.copied,
         c.skipped_existing,
         c.raced,
         c.failed,
-        report.verify.as_ref().map_or("skipped".into(), |v| format!("{}", v.is_ok()))
     );
-    if !report.is_success() {
-        return Err("the bulk copy did not verify; run again".into());
+    // The check runs under load: a session written between its read in
+    // Redis and its read in MongoDB compares unequal (a race, not a loss),
+    // and the live counts move. A key in Redis but not in MongoDB is never
+    // a race here (every write goes to MongoDB first): that would be a loss.
+    let verify = report.verify.unwrap_or_default();
+    println!(
+        "  verification: {} sampled, {} equal, {} missing in mongodb, {} differing (written meanwhile); \
+         live: redis {}, mongodb {}",
+        verify.sampled,
+        verify.matched,
+        verify.missing,
+        verify.value_mismatch + verify.expiry_mismatch,
+        verify.old_len,
+        verify.new_len
+    );
+    if c.failed > 0 || c.raced > 0 || verify.missing > 0 {
+        return Err("the bulk copy is incomplete; run it again before read-new".into());
     }
 
     switch(&handle, Phase::ReadNew);
