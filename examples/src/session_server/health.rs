@@ -180,3 +180,59 @@ fn unix_millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use storestack::{
+        BreakerConfig, FallbackConfig, FallbackLayer, FaultConfig, MemoryStore, Store, StoreExt,
+    };
+
+    use super::{Health, Verdict};
+
+    #[tokio::test]
+    async fn the_verdict_follows_the_sides_and_the_breakers() {
+        let side = || {
+            MemoryStore::new()
+                .fault_injection(FaultConfig::default())
+                .circuit_breaker(BreakerConfig::default().consecutive_failures(100))
+        };
+        let (primary, secondary) = (side(), side());
+        let (p_faults, s_faults) = (primary.get_ref().handle(), secondary.get_ref().handle());
+        let (p_breaker, s_breaker) = (primary.handle(), secondary.handle());
+        let store = primary.layer(
+            FallbackLayer::new(secondary).config(FallbackConfig::default().background(false)),
+        );
+        let fallback = store.handle();
+        let health = || Health::collect(&p_breaker, &s_breaker, &fallback);
+
+        assert!(store.get("k").await.unwrap().is_none());
+        assert_eq!(health().status, Verdict::Ok);
+
+        p_breaker.force_open();
+        let report = health();
+        assert_eq!(report.status, Verdict::Degraded);
+        assert_eq!(report.breakers.redis.state, "forced_open");
+        assert_eq!(report.breakers.mongodb.state, "closed");
+        p_breaker.reset();
+
+        p_faults.set_down(true);
+        assert!(
+            store.get("k").await.unwrap().is_none(),
+            "served by the secondary"
+        );
+        let report = health();
+        assert_eq!(report.status, Verdict::Degraded);
+        assert!(!report.fallback.primary.reachable);
+        assert_eq!(report.fallback.primary.last_error, Some("unavailable"));
+        assert_eq!(report.fallback.failover_reads, 1);
+
+        s_faults.set_down(true);
+        assert!(store.get("k").await.is_err());
+        let report = health();
+        assert_eq!(report.status, Verdict::Down);
+        assert_eq!(report.fallback.both_failed, 1);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["status"], "down");
+        assert_eq!(json["fallback"]["secondary"]["reachable"], false);
+    }
+}
