@@ -9,7 +9,7 @@
 //!     CircuitBreaker(Timeout(MongoDB)))      secondary
 //! ```
 //!
-//! built from the backends outwards with [`StoreExt`](storestack::StoreExt)
+//! built from the backends outwards with [`StoreExt`]
 //! (see [`SessionStack::connect`]): a session is compressed while it is
 //! plaintext, then encrypted, and the same ciphertext goes to both stores.
 //!
