@@ -15,7 +15,8 @@
 //! 1 if any session was lost.
 //!
 //! It owns the Redis prefix `migrate_sessions:` and the MongoDB collection
-//! `storestack_examples.migrate_sessions`, and empties both at the start.
+//! `storestack_examples.migrate_sessions`, and empties both at the start
+//! and at the end.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -329,6 +330,9 @@ async fn run(args: Args, mongo_url: String) -> Result<bool, String> {
         tally.errors.load(Ordering::Relaxed),
         tally.ops.load(Ordering::Relaxed),
     );
+    // The demo's sessions would otherwise linger for their hour.
+    redis.clear().await.map_err(clear)?;
+    mongo.clear().await.map_err(clear)?;
     let ok = missing == 0 && behind == 0 && lost_during == 0;
     println!(
         "{}",
