@@ -1,1 +1,10 @@
 //! Runnable examples of storestack: see `examples/*.rs`.
+//!
+//! The library holds what an example and the tests share: the session
+//! server of `examples/session_server.rs` ([`session_server`]), which the
+//! end-to-end test (`tests/session_server.rs`) starts in-process.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+
+pub mod session_server;
