@@ -55,7 +55,7 @@ pub struct MigrateArgs {
     pub dry_run: bool,
 
     /// Where progress is saved after every batch [default:
-    /// ./storestack-migrate-<from>-to-<to>-<hash>.ckpt, the hash taken over
+    /// ./storestack-migrate-FROM-to-TO-HASH.ckpt, the hash taken over
     /// both stores' hosts, databases and key spaces, never credentials].
     #[arg(long, value_name = "PATH")]
     pub checkpoint: Option<PathBuf>,
