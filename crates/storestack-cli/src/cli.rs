@@ -20,6 +20,41 @@ pub enum Command {
     /// kept, records already in the destination are never overwritten,
     /// and the result is verified.
     Migrate(MigrateArgs),
+    /// Show or switch the migration phase that running processes follow
+    /// (a control record in a store they all reach).
+    Phase(PhaseArgs),
+}
+
+/// `storestack phase`.
+#[derive(Debug, Clone, Args)]
+pub struct PhaseArgs {
+    /// The store holding the control record.
+    #[arg(long, value_name = "URL")]
+    pub store: String,
+
+    /// The control record's key (the one the processes follow).
+    #[arg(long, value_name = "KEY")]
+    pub key: String,
+
+    /// Publish this phase: old-only, write-both:<0-100>, read-new or
+    /// new-only. Without it, show the published phase.
+    #[arg(long, value_name = "PHASE")]
+    pub set: Option<String>,
+
+    /// Publish a switch the processes would refuse (e.g. straight to
+    /// new-only).
+    #[arg(long, requires = "set")]
+    pub force: bool,
+
+    /// Seconds to wait between raising the high-water mark and publishing
+    /// a phase that writes more keys to the new store: longer than the
+    /// processes' follow interval plus their longest operation.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub settle: u64,
+
+    /// Seconds allowed to connect to the store.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub connect_timeout: u64,
 }
 
 /// `storestack migrate`.

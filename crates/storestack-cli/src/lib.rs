@@ -30,6 +30,12 @@
 //!   failed, rate, ETA from the source's record count), a plain line every
 //!   5 s otherwise, nothing with `--quiet`; then a summary on stdout.
 //!
+//! `storestack phase --store URL --key KEY [--set PHASE]` shows or
+//! switches the phase that running processes follow through a
+//! [`PhaseControl`](storestack::layers::migration::PhaseControl) record
+//! (raising the high-water mark first and waiting `--settle` seconds when
+//! the new phase writes more keys to the new store).
+//!
 //! ## URLs
 //!
 //! See [`StoreUrl`]: `memory://` (with `?demo=N` to seed demo records),
@@ -72,18 +78,21 @@ mod cli;
 mod migrate;
 mod open;
 mod output;
+mod phase;
 
 pub use address::{StoreUrl, UrlError, DEFAULT_REDIS_PREFIX};
-pub use cli::{Cli, Command, MigrateArgs};
+pub use cli::{Cli, Command, MigrateArgs, PhaseArgs};
 pub use migrate::{
     default_checkpoint_path, migrate, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_STORE,
     EXIT_USAGE,
 };
 pub use open::{open, seed_demo, OpenOptions};
+pub use phase::phase;
 
 /// Runs a parsed command line and returns the exit status.
 pub async fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Migrate(args) => migrate(args).await,
+        Command::Phase(args) => phase(args).await,
     }
 }

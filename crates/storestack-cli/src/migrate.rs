@@ -43,7 +43,7 @@ fn usage(message: impl Into<String>) -> Failure {
 }
 
 /// Replaces every secret in `text` by `***`.
-fn scrub(mut text: String, secrets: &[String]) -> String {
+pub(crate) fn scrub(mut text: String, secrets: &[String]) -> String {
     for secret in secrets {
         text = text.replace(secret.as_str(), "***");
     }
@@ -51,7 +51,7 @@ fn scrub(mut text: String, secrets: &[String]) -> String {
 }
 
 /// A store error with its causes, one per line.
-fn describe(err: &StoreError) -> String {
+pub(crate) fn describe(err: &StoreError) -> String {
     let mut text = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
