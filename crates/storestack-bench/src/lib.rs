@@ -153,6 +153,8 @@ pub fn full_stack<P: Store, S: Store>(
 /// its own: the baseline every ratio is taken against.
 #[derive(Debug, Clone)]
 pub struct RawFred {
+    /// The pool lives as long as the store that owns it.
+    _owner: RedisStore,
     pool: Pool,
     prefix: String,
 }
@@ -165,6 +167,7 @@ impl RawFred {
         let second = RedisStore::connect(store.config().clone()).await?;
         Ok(RawFred {
             pool: second.pool().clone(),
+            _owner: second,
             prefix: store.key_prefix().to_owned(),
         })
     }
