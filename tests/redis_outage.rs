@@ -139,6 +139,9 @@ async fn kill_9_mid_run_fails_fast_and_the_same_store_recovers() {
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = workload(&store, &stop);
     tokio::time::sleep(Duration::from_millis(200)).await;
+    // An operation can fail as soon as the signal is sent, before
+    // `kill9` has reaped the process and returned: "before" ends here.
+    let killing = Instant::now();
     server.kill9();
     let killed = Instant::now();
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -167,11 +170,11 @@ async fn kill_9_mid_run_fails_fast_and_the_same_store_recovers() {
     // recovery: all fine again, same store instance.
     let before: Vec<&Sample> = samples
         .iter()
-        .filter(|s| s.started + s.elapsed < killed)
+        .filter(|s| s.started + s.elapsed < killing)
         .collect();
     let during: Vec<&Sample> = samples
         .iter()
-        .filter(|s| s.started + s.elapsed >= killed && s.started + s.elapsed < restarting)
+        .filter(|s| s.started + s.elapsed >= killing && s.started + s.elapsed < restarting)
         .collect();
     let after: Vec<&Sample> = samples
         .iter()
