@@ -22,7 +22,7 @@ use hdrhistogram::Histogram;
 use plotters::prelude::*;
 use storestack::layers::fallback::JournalCheck;
 use storestack::{ErrorKind, Fallback, FallbackConfig, Store, StoreExt};
-use storestack_bench::{breaker, key, mongo, mongodb_url, record, redis_url, session_value};
+use storestack_bench::{breaker, key, mongo, record, redis_url, session_value};
 use storestack_chaos::proxy::FaultProxy;
 use storestack_redis::{RedisConfig, RedisStore};
 
@@ -46,22 +46,7 @@ struct Sample {
 }
 
 fn main() {
-    // `cargo test --all-targets` runs bench targets without `--bench`: a
-    // benchmark that needs servers and minutes has nothing to check there.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("benchmark only: run it with `cargo bench -p storestack-bench`");
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let Some(mongo_url) = mongodb_url() else {
-        eprintln!(
-            "*** SKIPPED: STORESTACK_MONGODB_URL is not set; the failover bench needs Redis and \
-             MongoDB (eval \"$(scripts/mongo.sh start)\") ***"
-        );
+    let Some((rt, mongo_url)) = storestack_bench::start("failover") else {
         return;
     };
     rt.block_on(run(mongo_url));

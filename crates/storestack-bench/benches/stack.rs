@@ -39,7 +39,7 @@ use storestack::bytes::Bytes;
 use storestack::layers::fallback::JournalCheck;
 use storestack::Store;
 use storestack_bench::{
-    full_stack, key, mongo, mongodb_url, record, redis, session_value, CacheMode, DynStore, RawFred,
+    full_stack, key, mongo, record, redis, session_value, CacheMode, DynStore, RawFred,
 };
 
 /// Preloaded keys that get and set address, round robin.
@@ -114,22 +114,7 @@ struct Bench {
 }
 
 fn main() {
-    // `cargo test --all-targets` runs bench targets without `--bench`: a
-    // benchmark that needs servers and minutes has nothing to check there.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("benchmark only: run it with `cargo bench -p storestack-bench`");
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let Some(url) = mongodb_url() else {
-        eprintln!(
-            "*** SKIPPED: STORESTACK_MONGODB_URL is not set; the stack bench needs Redis and MongoDB \
-             (eval \"$(scripts/mongo.sh start)\") ***"
-        );
+    let Some((rt, url)) = storestack_bench::start("stack") else {
         return;
     };
     let pid = std::process::id();

@@ -46,6 +46,31 @@ pub fn mongodb_url() -> Option<String> {
     std::env::var("STORESTACK_MONGODB_URL").ok()
 }
 
+/// What every benchmark of this crate needs before it starts: the runtime
+/// (2 worker threads) and the MongoDB URL. `None`, after saying why, when
+/// there is nothing to run: under `cargo test --all-targets`, which runs
+/// bench targets without `--bench` (a benchmark that needs servers and
+/// minutes has nothing to check there), or without `STORESTACK_MONGODB_URL`.
+pub fn start(bench: &str) -> Option<(tokio::runtime::Runtime, String)> {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benchmark only: run it with `cargo bench -p storestack-bench`");
+        return None;
+    }
+    let Some(url) = mongodb_url() else {
+        eprintln!(
+            "*** SKIPPED: STORESTACK_MONGODB_URL is not set; the {bench} bench needs Redis and \
+             MongoDB (eval \"$(scripts/mongo.sh start)\") ***"
+        );
+        return None;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    Some((rt, url))
+}
+
 /// A session-like value of `len` bytes: JSON-ish text with repetition, as
 /// sessions are, so that compression has the work it has in production.
 pub fn session_value(len: usize, seed: u64) -> Bytes {
