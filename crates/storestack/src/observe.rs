@@ -2,14 +2,19 @@
 //!
 //! [`Instrumented`](crate::layers::instrumented::Instrumented) and
 //! `Cached` emit these through the [`metrics`](https://docs.rs/metrics)
-//! facade (cargo feature `metrics`, on by default); CircuitBreaker and
-//! Fallback use the breaker and fallback names. Exporters stay thin: install
-//! any `metrics` recorder (Prometheus, StatsD, …) **before** building the
-//! stack, because decorators register their handles when they are built.
+//! facade (cargo feature `metrics`, on by default); CircuitBreaker emits the
+//! breaker names at each state change and Fallback the fallback name each
+//! time its secondary stands in. Exporters stay thin: install any `metrics`
+//! recorder (Prometheus, StatsD, …) **before** building the stack, because
+//! Instrumented and Cached register their handles when they are built
+//! (CircuitBreaker and Fallback emit through the recorder installed when
+//! the event happens).
 //!
 //! No label ever holds a key: keys are session IDs, i.e. credentials. The
-//! `store` label is the name given to the decorator (`"sessions"`), never
-//! derived from data.
+//! `store` label is the name given to Instrumented and Cached
+//! (`"sessions"`), and for CircuitBreaker and Fallback the
+//! [`Store::name`](crate::Store::name) of what they guard (`"redis"`,
+//! `"fallback(redis, mongodb)"`): never derived from data.
 //!
 //! | name | type | labels | what |
 //! |---|---|---|---|
@@ -23,8 +28,8 @@
 //! | `storestack_cache_invalidations_total` | counter | `store`, `scope` | invalidations received from other instances (`scope`: `key` or `all`) |
 //! | `storestack_cache_publish_failures_total` | counter | `store` | invalidations that could not be published |
 //! | `storestack_breaker_state_changes_total` | counter | `store`, `from`, `to` | circuit breaker transitions |
-//! | `storestack_breaker_state` | gauge | `store` | current breaker state: 0 closed, 1 open, 2 half-open |
-//! | `storestack_fallbacks_total` | counter | `store`, `op`, `reason` | operations a Fallback served from its secondary (`reason`: the primary's error kind) |
+//! | `storestack_breaker_state` | gauge | `store` | current breaker state: 0 closed (or forced closed), 1 open (or forced open), 2 half-open |
+//! | `storestack_fallbacks_total` | counter | `store`, `op`, `reason` | operations a Fallback served from its secondary alone because the primary failed (`reason`: the primary's error kind): reads that failed over, writes that went to the secondary alone |
 //!
 //! Label values:
 //!
@@ -32,7 +37,7 @@
 //! |---|---|
 //! | `op` | [`Op::as_str`](crate::Op::as_str): `get`, `set`, `create`, `delete`, `touch`, `scan`, `len`, `clear` |
 //! | `outcome` | `ok`; `miss` (`get` found nothing, `delete`/`touch` found no record); `exists` (`create` found a record); or an [`ErrorKind::as_str`](crate::ErrorKind::as_str): `unavailable`, `timeout`, `circuit_open`, `corrupt`, `invalid_input`, `too_large`, `unsupported`, `internal` |
-//! | `from`, `to` | `closed`, `open`, `half_open` |
+//! | `from`, `to` | `closed`, `open`, `half_open`, `forced_open`, `forced_closed` |
 //! | `reason` | an [`ErrorKind::as_str`](crate::ErrorKind::as_str) |
 //! | `scope` | `key`, `all` |
 
@@ -117,11 +122,16 @@ pub mod breaker_state {
     pub const OPEN: &str = "open";
     /// A bounded number of trial calls flow.
     pub const HALF_OPEN: &str = "half_open";
+    /// Held open by an operator: calls fail fast.
+    pub const FORCED_OPEN: &str = "forced_open";
+    /// Held closed by an operator: calls flow.
+    pub const FORCED_CLOSED: &str = "forced_closed";
 
-    /// The gauge value of a state name: 0 closed, 1 open, 2 half-open.
+    /// The gauge value of a state name: 0 closed (or forced closed), 1 open
+    /// (or forced open), 2 half-open.
     pub const fn gauge_value(state: &str) -> f64 {
         match state.as_bytes() {
-            b"open" => 1.0,
+            b"open" | b"forced_open" => 1.0,
             b"half_open" => 2.0,
             _ => 0.0,
         }

@@ -300,6 +300,16 @@ impl Core {
             }
             _ => tracing::info!(store, %from, %to, "circuit breaker state changed"),
         }
+        #[cfg(feature = "metrics")]
+        {
+            use crate::observe::{self, breaker_state, label};
+            let owned = || metrics::SharedString::from(store.to_owned());
+            metrics::counter!(observe::BREAKER_STATE_CHANGES_TOTAL,
+                label::STORE => owned(), label::FROM => from.as_str(), label::TO => to.as_str())
+            .increment(1);
+            metrics::gauge!(observe::BREAKER_STATE, label::STORE => owned())
+                .set(breaker_state::gauge_value(to.as_str()));
+        }
         if let Some(listener) = &self.config.on_state_change {
             listener(&StateChange {
                 store,

@@ -114,6 +114,21 @@ impl<P: Store, S: Store> Shared<P, S> {
         }
     }
 
+    /// Counts an operation the secondary served alone because the primary
+    /// failed with `reason` (`storestack_fallbacks_total`).
+    pub(crate) fn served_by_secondary(&self, op: Op, reason: ErrorKind) {
+        #[cfg(feature = "metrics")]
+        {
+            use crate::observe::{self, label};
+            metrics::counter!(observe::FALLBACKS_TOTAL,
+                label::STORE => self.name.clone(), label::OP => op.as_str(),
+                label::REASON => reason.as_str())
+            .increment(1);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (op, reason);
+    }
+
     /// Records a success on `side` (the hot-path half of
     /// [`observe`](Self::observe)).
     #[inline]

@@ -187,7 +187,10 @@ impl<P: Store, S: Store> Shared<P, S> {
                     Err(se) if se.is_transient() => {
                         Err(self.both_failed(Op::Get, (Side::Primary, pe), (Side::Secondary, se)))
                     }
-                    r => r,
+                    r => {
+                        self.served_by_secondary(Op::Get, pe.kind());
+                        r
+                    }
                 }
             }
             r => r,

@@ -754,3 +754,57 @@ async fn a_touch_decided_by_a_stale_side_does_not_lose_the_newer_write() {
     assert_eq!(p.raw("k").await.as_deref(), Some("v2"));
     assert_eq!(s.raw("k").await.as_deref(), Some("v2"));
 }
+
+/// Each operation the secondary serves alone because the primary failed is
+/// counted in `storestack_fallbacks_total`, by op and the primary's error
+/// kind; healthy operations are not.
+#[cfg(feature = "metrics")]
+#[test]
+fn operations_served_by_the_secondary_are_metrics() {
+    use crate::observe::{self, label};
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    ::metrics::with_local_recorder(&recorder, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (p, s) = stores();
+            let f = fallback(&p, &s);
+            f.set("k", rec("v")).await.unwrap();
+            assert_eq!(value(&f, "k").await.as_deref(), Some("v"));
+            p.fail_with(ErrorKind::Timeout);
+            assert_eq!(value(&f, "k").await.as_deref(), Some("v"));
+            assert_eq!(value(&f, "k").await.as_deref(), Some("v"));
+            p.fail_with(ErrorKind::CircuitOpen);
+            f.set("k2", rec("w")).await.unwrap();
+        })
+    });
+    let mut counted = Vec::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        assert_eq!(key.name(), observe::FALLBACKS_TOTAL);
+        let labels = |name: &str| {
+            key.labels()
+                .find(|l| l.key() == name)
+                .map(|l| l.value().to_owned())
+                .unwrap()
+        };
+        assert_eq!(labels(label::STORE), "fallback(alpha, beta)");
+        let DebugValue::Counter(n) = value else {
+            panic!("not a counter")
+        };
+        counted.push((labels(label::OP), labels(label::REASON), n));
+    }
+    counted.sort();
+    assert_eq!(
+        counted,
+        [
+            ("get".to_owned(), "timeout".to_owned(), 2),
+            ("set".to_owned(), "circuit_open".to_owned(), 1)
+        ]
+    );
+}

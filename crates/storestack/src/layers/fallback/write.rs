@@ -247,6 +247,9 @@ impl<P: Store, S: Store> Shared<P, S> {
             }
         }
         bump(&self.health.degraded_writes);
+        if up == Side::Secondary {
+            self.served_by_secondary(op, first.kind());
+        }
         Ok(out)
     }
 
