@@ -11,8 +11,14 @@
 //!   decrypts with any key it lists; every value names its key id, so a
 //!   ring change needs no downtime (see [`Keyring`] for the steps).
 //!   [`Encrypted::reencrypt`] (or the store-free
-//!   [`EncryptedLayer::reencrypt_value`], for a bulk migrator) rewrites a
-//!   record under the current key and keeps its expiry.
+//!   [`EncryptedLayer::reencrypt_value`], for a custom copy loop) rewrites
+//!   a record under the current key and keeps its expiry. A
+//!   [`BulkMigrator`](crate::layers::migration::bulk::BulkMigrator) run
+//!   between two stores that are both wrapped in `Encrypted` with the same
+//!   keyring re-encrypts on the way: each value is opened with the key
+//!   that sealed it and sealed again under the current key as the
+//!   migrator writes it to the new store, expiry kept; once the run is
+//!   verified, the old keys can leave the ring.
 //! * **Bound to its key**: the store key is authenticated as associated
 //!   data, so a ciphertext copied under another key does not decrypt:
 //!   someone who can write to the backend cannot swap one user's session

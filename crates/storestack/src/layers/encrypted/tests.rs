@@ -240,3 +240,52 @@ fn debug_never_prints_key_material() {
     }
     assert!(shown.contains("k1"));
 }
+
+/// The bulk migrator between two `Encrypted` stores is the re-encrypt
+/// path of a store move: every value arrives sealed under the current key
+/// (a ring without the old keys reads all of them), with its expiry.
+#[tokio::test]
+async fn bulk_migration_between_encrypted_stores_reencrypts_under_the_current_key() {
+    use crate::layers::migration::bulk::BulkMigrator;
+
+    let (old_backend, new_backend) = (MemoryStore::new(), MemoryStore::new());
+    let at = SystemTime::now() + Duration::from_secs(600);
+    // Written over time under two retired keys and both algorithms.
+    for (i, (id, byte)) in [("2023", 1), ("2024", 2)].into_iter().enumerate() {
+        for alg in ALGORITHMS {
+            let layer = EncryptedLayer::new(ring([key(id, byte)])).algorithm(alg);
+            let writer = old_backend.clone().encrypted(layer);
+            writer
+                .set(&format!("s:{i}:{alg:?}"), Record::expiring_at("data", at))
+                .await
+                .unwrap();
+        }
+    }
+    let all = || ring([key("2025", 3), key("2024", 2), key("2023", 1)]);
+    let old = old_backend.clone().encrypted(all());
+    let new = new_backend.clone().encrypted(all());
+    let report = BulkMigrator::new(&old, &new).run().await.unwrap();
+    assert_eq!(report.progress.counts.copied, 4);
+
+    let current_only = new_backend.clone().encrypted(ring([key("2025", 3)]));
+    let page = new_backend
+        .scan("", crate::ScanCursor::start(), 100)
+        .await
+        .unwrap();
+    assert_eq!((page.keys.len(), page.next), (4, None));
+    for k in page.keys {
+        let got = current_only.get(&k).await.unwrap().unwrap();
+        assert_eq!((got.value, got.expires_at), (Bytes::from("data"), Some(at)));
+        // The backend holds ciphertext, never the plaintext.
+        let raw = new_backend.get(&k).await.unwrap().unwrap();
+        assert!(!raw.value.windows(4).any(|w| w == b"data"));
+    }
+    // The old store is untouched: still sealed under the retired keys.
+    let err = old_backend
+        .clone()
+        .encrypted(ring([key("2025", 3)]))
+        .get("s:0:Aes256Gcm")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+}
