@@ -7,6 +7,11 @@
 //!
 //! * `raw-fred`: the fred calls a session store needs (`GET`, `SET PXAT`,
 //!   `SET NX PXAT`) on a pool of its own: the baseline.
+//! * `raw-both`: the raw driver calls the stack's two stores make by
+//!   design, with no storestack code (`storestack_bench::RawBoth`: a get
+//!   is `GET` with a concurrent Mongo point read, a write reaches Redis and
+//!   then Mongo): the fair baseline for the stack, whose ratios to it are
+//!   printed in a second table.
 //! * `redis-store`: `RedisStore` alone.
 //! * `stack-miss`: the full stack (see `storestack_bench::full_stack`)
 //!   with a cache that holds nothing, so every read pays the lookup and the
@@ -39,7 +44,7 @@ use storestack::bytes::Bytes;
 use storestack::layers::fallback::JournalCheck;
 use storestack::Store;
 use storestack_bench::{
-    full_stack, key, mongo, record, redis, session_value, CacheMode, DynStore, RawFred,
+    full_stack, key, mongo, record, redis, session_value, CacheMode, DynStore, RawBoth, RawFred,
 };
 
 /// Preloaded keys that get and set address, round robin.
@@ -67,6 +72,7 @@ impl Op {
 #[derive(Clone)]
 enum Subject {
     Raw(RawFred),
+    Both(RawBoth),
     Store(DynStore),
 }
 
@@ -78,6 +84,11 @@ impl Subject {
             }
             (Subject::Raw(raw), Op::Set) => raw.set(key, value.clone()).await,
             (Subject::Raw(raw), Op::Create) => assert!(raw.create(key, value.clone()).await),
+            (Subject::Both(raw), Op::Get) => {
+                assert!(raw.get(key).await.is_some(), "a preloaded key")
+            }
+            (Subject::Both(raw), Op::Set) => raw.set(key, value.clone()).await,
+            (Subject::Both(raw), Op::Create) => assert!(raw.create(key, value.clone()).await),
             (Subject::Store(s), Op::Get) => {
                 assert!(s.get(key).await.expect("get").is_some(), "a preloaded key")
             }
@@ -91,6 +102,7 @@ impl Subject {
     async fn delete_all(&self, keys: Vec<String>) {
         match self {
             Subject::Raw(raw) => raw.delete_many(&keys).await,
+            Subject::Both(raw) => raw.delete_many(&keys).await,
             Subject::Store(s) => {
                 stream::iter(keys)
                     .for_each_concurrent(64, |k| async move {
@@ -121,6 +133,12 @@ fn main() {
     let subjects = rt.block_on(async {
         let store = redis(&format!("ssb:{pid}:raw:")).await.expect("redis");
         let raw = RawFred::connect(&store).await.expect("redis");
+        let both = RawBoth::new(
+            RawFred::connect(&redis(&format!("ssb:{pid}:both:")).await.expect("redis"))
+                .await
+                .expect("redis"),
+            mongo(&url, &format!("both_{pid}")).await.expect("mongo"),
+        );
         let stack = |cache, check| {
             let url = url.clone();
             async move {
@@ -131,6 +149,7 @@ fn main() {
         };
         vec![
             ("raw-fred", Subject::Raw(raw)),
+            ("raw-both", Subject::Both(both)),
             ("redis-store", Subject::Store(Arc::new(store))),
             (
                 "stack-miss",
@@ -162,7 +181,8 @@ fn main() {
     }
     c.final_summary();
     bench.hits();
-    bench.ratios();
+    bench.ratios("raw-fred", |_| true);
+    bench.ratios("raw-both", |name| name.starts_with("stack-miss"));
     bench.rt.block_on(async {
         for (_, subject) in &bench.subjects {
             if let Subject::Store(s) = subject {
@@ -320,9 +340,9 @@ impl Bench {
             .map(|(_, s)| s)
     }
 
-    /// Throughput of each subject as a ratio to raw fred's (mean time per
-    /// call of raw fred / of the subject).
-    fn ratios(&self) {
+    /// Throughput of the subjects that `show` picks as a ratio to
+    /// `baseline`'s (mean time per call of the baseline / of the subject).
+    fn ratios(&self, baseline: &'static str, show: impl Fn(&str) -> bool) {
         let totals = self.totals.lock().unwrap();
         let mean = |k: &(Op, usize, usize, &'static str)| {
             totals
@@ -330,9 +350,14 @@ impl Bench {
                 .filter(|(_, n)| *n > 0)
                 .map(|(d, n)| d.as_secs_f64() / *n as f64)
         };
-        let names: Vec<&'static str> = self.subjects.iter().map(|(n, _)| *n).skip(1).collect();
-        println!("\nthroughput as a ratio to raw fred (same run; mean time per call)\n");
-        print!("| op | value | tasks | raw fred µs/op |");
+        let names: Vec<&'static str> = self
+            .subjects
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| *n != baseline && show(n))
+            .collect();
+        println!("\nthroughput as a ratio to {baseline} (same run; mean time per call)\n");
+        print!("| op | value | tasks | {baseline} µs/op |");
         for n in &names {
             print!(" {n} |");
         }
@@ -341,18 +366,18 @@ impl Bench {
         for op in [Op::Get, Op::Set, Op::Create] {
             for size in SIZES {
                 for tasks in TASKS {
-                    let Some(raw) = mean(&(op, size, tasks, "raw-fred")) else {
+                    let Some(base) = mean(&(op, size, tasks, baseline)) else {
                         continue;
                     };
                     print!(
                         "| {} | {} KiB | {tasks} | {:.1} |",
                         op.name(),
                         size / 1024,
-                        raw * 1e6
+                        base * 1e6
                     );
                     for n in &names {
                         match mean(&(op, size, tasks, n)) {
-                            Some(m) => print!(" {:.2}× |", raw / m),
+                            Some(m) => print!(" {:.2}× |", base / m),
                             None => print!(" – |"),
                         }
                     }

@@ -22,7 +22,11 @@ use storestack::{
     BreakerConfig, CacheConfig, Codec, Fallback, FallbackConfig, Key, Keyring, Record, Store,
     StoreError, StoreExt,
 };
-use storestack_mongodb::{MongoConfig, MongoStore};
+use storestack_mongodb::mongodb::bson::raw::RawBinaryRef;
+use storestack_mongodb::mongodb::bson::spec::BinarySubtype;
+use storestack_mongodb::mongodb::bson::{doc, DateTime, RawDocumentBuf};
+use storestack_mongodb::mongodb::Collection;
+use storestack_mongodb::{MongoConfig, MongoStore, EXPIRES_FIELD, VALUE_FIELD};
 use storestack_redis::fred::clients::Pool;
 use storestack_redis::fred::interfaces::KeysInterface;
 use storestack_redis::fred::types::{Expiration, SetOptions};
@@ -238,6 +242,95 @@ impl RawFred {
             let _: i64 = self.pool.del(full).await.expect("DEL");
         }
     }
+}
+
+/// The raw driver calls the stack's two stores make, without any storestack
+/// code in between: the fair baseline for what the stack must do by
+/// design (each write reaches Redis, then MongoDB, before it is
+/// acknowledged; with `JournalCheck::PerRead` each read of Redis goes with
+/// a point read on MongoDB).
+///
+/// * get: fred `GET` concurrently with a Mongo `find_one` by an `_id` that
+///   is absent (as the key's journal entry is, in the healthy state);
+/// * set: `SET … PXAT`, then `replace_one` with upsert;
+/// * create: `SET … NX PXAT`, then `insert_one`.
+#[derive(Debug, Clone)]
+pub struct RawBoth {
+    fred: RawFred,
+    /// The collection lives as long as the store that owns its client.
+    _owner: Arc<MongoStore>,
+    mongo: Collection<RawDocumentBuf>,
+}
+
+impl RawBoth {
+    /// Raw calls on `fred` and on `mongo`'s collection (its client's pool).
+    pub fn new(fred: RawFred, mongo: MongoStore) -> Self {
+        RawBoth {
+            mongo: mongo.collection().clone(),
+            _owner: Arc::new(mongo),
+            fred,
+        }
+    }
+
+    /// `GET` on Redis, concurrently with a Mongo point read of an absent
+    /// document; the Redis value.
+    pub async fn get(&self, key: &str) -> Option<Bytes> {
+        let absent = doc! { "_id": format!("__fallback:j:{key}") };
+        let (value, journal) = tokio::join!(self.fred.get(key), self.mongo.find_one(absent));
+        assert!(journal.expect("find_one").is_none());
+        value
+    }
+
+    /// `SET … PXAT` on Redis, then an upsert on Mongo.
+    pub async fn set(&self, key: &str, value: Bytes) {
+        self.fred.set(key, value.clone()).await;
+        self.mongo
+            .replace_one(doc! { "_id": key }, mongo_doc(None, &value))
+            .upsert(true)
+            .await
+            .expect("replace_one");
+    }
+
+    /// `SET … NX PXAT` on Redis, then an insert on Mongo: whether it
+    /// inserted.
+    pub async fn create(&self, key: &str, value: Bytes) -> bool {
+        if !self.fred.create(key, value.clone()).await {
+            return false;
+        }
+        self.mongo
+            .insert_one(mongo_doc(Some(key), &value))
+            .await
+            .expect("insert_one");
+        true
+    }
+
+    /// Deletes `keys` on both.
+    pub async fn delete_many(&self, keys: &[String]) {
+        self.fred.delete_many(keys).await;
+        for chunk in keys.chunks(512) {
+            self.mongo
+                .delete_many(doc! { "_id": { "$in": chunk } })
+                .await
+                .expect("delete_many");
+        }
+    }
+}
+
+/// A document as `MongoStore` writes it.
+fn mongo_doc(id: Option<&str>, value: &[u8]) -> RawDocumentBuf {
+    let mut d = RawDocumentBuf::new();
+    if let Some(id) = id {
+        d.append("_id", id);
+    }
+    d.append_ref(
+        VALUE_FIELD,
+        RawBinaryRef {
+            subtype: BinarySubtype::Generic,
+            bytes: value,
+        },
+    );
+    d.append(EXPIRES_FIELD, DateTime::from_system_time(SystemTime::now() + TTL));
+    d
 }
 
 fn pxat() -> Expiration {

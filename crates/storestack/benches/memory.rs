@@ -1,5 +1,7 @@
 #![allow(missing_docs)]
-//! MemoryStore get / set / create (on a present key), single-threaded and
+//! MemoryStore get / set / create on a present key (the refusal path), and
+//! `create+delete` (an insert on an absent key, then its removal, so that
+//! the store does not grow: the figure is the pair), single-threaded and
 //! with 2 threads. With 2 threads the figure is wall time per operation of
 //! the whole run, i.e. the inverse of aggregate throughput.
 
@@ -71,6 +73,8 @@ where
 fn bench(c: &mut Criterion) {
     let keys = Arc::new(keys());
     let store = populated(&keys);
+    // Keys never set by `populated`.
+    let fresh: Arc<Vec<String>> = Arc::new((0..KEYS).map(|i| format!("fresh:{i:016x}")).collect());
     let mut group = c.benchmark_group("memory");
     group.throughput(Throughput::Elements(1));
     for threads in [1usize, 2] {
@@ -97,6 +101,21 @@ fn bench(c: &mut Criterion) {
                 })
             })
         });
+        group.bench_with_input(
+            BenchmarkId::new("create+delete", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    run(t, iters, &store, &fresh, |s, k, i| async move {
+                        let r = Record::expiring_after(vec![1u8; 128], Duration::from_secs(3600));
+                        // No assert: two threads that drift ~4 000 operations
+                        // apart can meet on a key (then one create refuses).
+                        criterion::black_box(s.create(&k[i], r).await.unwrap());
+                        criterion::black_box(s.delete(&k[i]).await.unwrap());
+                    })
+                })
+            },
+        );
     }
     group.finish();
 }
