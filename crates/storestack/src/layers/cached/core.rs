@@ -25,7 +25,7 @@ type Listener = (Box<dyn Subscriber>, oneshot::Receiver<()>);
 pub(super) const DEBT_RETRY: Duration = Duration::from_millis(100);
 
 pub(super) struct Core {
-    pub(super) cache: moka::future::Cache<String, Arc<Entry>>,
+    pub(super) cache: moka::sync::Cache<String, Arc<Entry>>,
     pub(super) gens: Generations,
     pub(super) flights: Flights,
     pub(super) timing: Timing,
@@ -53,7 +53,7 @@ pub(super) struct Core {
 
 impl Core {
     pub(super) fn new(config: CacheConfig, label: &str) -> Arc<Core> {
-        let mut builder = moka::future::Cache::builder()
+        let mut builder = moka::sync::Cache::builder()
             .name("storestack-cache")
             .expire_after(Retain);
         builder = match (config.max_entries, config.max_bytes) {
@@ -142,28 +142,28 @@ impl Core {
 
     /// Caches what a read at `tag` returned, unless a write or an
     /// invalidation has happened since (the entry could never be served).
-    pub(super) async fn fill_read(&self, key: &str, hash: u64, record: &Option<Record>, tag: Tag) {
+    pub(super) fn fill_read(&self, key: &str, hash: u64, record: &Option<Record>, tag: Tag) {
         if self.gens.tag(hash) != tag {
             return;
         }
         match Entry::new(key, record.clone(), tag, self.now(), &self.timing) {
-            Some(e) => self.cache.insert(key.to_owned(), e).await,
+            Some(e) => self.cache.insert(key.to_owned(), e),
             // Gone (or expired) in the inner store: drop any stale copy so
             // it is not served on a later error.
-            None => self.cache.invalidate(key).await,
+            None => self.cache.invalidate(key),
         }
     }
 
     /// After a write: caches `record` if the write filled cleanly at `tag`,
     /// otherwise drops the key's entry.
-    pub(super) async fn fill_write(&self, key: &str, record: Option<Record>, tag: Option<Tag>) {
+    pub(super) fn fill_write(&self, key: &str, record: Option<Record>, tag: Option<Tag>) {
         let entry = match (record, tag) {
             (Some(r), Some(tag)) => Entry::new(key, Some(r), tag, self.now(), &self.timing),
             _ => None,
         };
         match entry {
-            Some(e) => self.cache.insert(key.to_owned(), e).await,
-            None => self.cache.invalidate(key).await,
+            Some(e) => self.cache.insert(key.to_owned(), e),
+            None => self.cache.invalidate(key),
         }
     }
 

@@ -106,7 +106,7 @@ impl<S: Store> Cached<S> {
         }
         let ticket = core.gens.begin_write(hash);
         let cached = match lookup {
-            true => match core.cache.get(key).await {
+            true => match core.cache.get(key) {
                 Some(e) if e.tag.covers(ticket.start()) => e.record.clone(),
                 _ => None,
             },
@@ -117,11 +117,11 @@ impl<S: Store> Cached<S> {
         let changed = match &result {
             Ok(v) => {
                 let (fill, changed) = after(v, cached);
-                core.fill_write(key, fill, tag).await;
+                core.fill_write(key, fill, tag);
                 changed
             }
             Err(e) => {
-                core.fill_write(key, None, None).await;
+                core.fill_write(key, None, None);
                 // Refused before reaching the backend: nothing changed.
                 matches!(
                     e.kind(),
@@ -143,7 +143,7 @@ impl<S: Store> Cached<S> {
                 Role::Leader(leader) => {
                     let result = self.inner.get(key).await;
                     if let Ok(record) = &result {
-                        core.fill_read(key, hash, record, leader.tag()).await;
+                        core.fill_read(key, hash, record, leader.tag());
                     }
                     leader.complete(&result);
                     return result;
@@ -186,7 +186,7 @@ impl<S: Store> Store for Cached<S> {
         let hash = core.gens.hash(key);
         let start = core.gens.tag(hash);
         let mut stale = None;
-        if let Some(e) = core.cache.get(key).await {
+        if let Some(e) = core.cache.get(key) {
             match e.freshness(start, core.now(), &core.timing) {
                 Freshness::Fresh => {
                     core.metrics.hits.increment(1);

@@ -254,7 +254,7 @@ async fn bounded_by_entries_and_bytes() {
             .await
             .unwrap();
     }
-    cached.core.cache.run_pending_tasks().await;
+    cached.core.cache.run_pending_tasks();
     assert!(cached.entry_count() <= 10, "{}", cached.entry_count());
 
     // 64 KiB over 1000 entries: 1 KiB values fit about 55 at a time.
@@ -266,7 +266,7 @@ async fn bounded_by_entries_and_bytes() {
     for i in 0..500 {
         cached.set(&format!("k{i}"), big.clone()).await.unwrap();
     }
-    cached.core.cache.run_pending_tasks().await;
+    cached.core.cache.run_pending_tasks();
     let n = cached.entry_count();
     assert!(
         n > 0 && n * (1024 + 128) <= 64 << 10,
