@@ -275,10 +275,16 @@ impl RawBoth {
     /// `GET` on Redis, concurrently with a Mongo point read of an absent
     /// document; the Redis value.
     pub async fn get(&self, key: &str) -> Option<Bytes> {
-        let absent = doc! { "_id": format!("__fallback:j:{key}") };
-        let (value, journal) = tokio::join!(self.fred.get(key), self.mongo.find_one(absent));
-        assert!(journal.expect("find_one").is_none());
+        let (value, ()) = tokio::join!(self.fred.get(key), self.find_absent(key));
         value
+    }
+
+    /// The Mongo point read alone: `find_one` by the `_id` of `key`'s
+    /// journal entry, which is absent.
+    pub async fn find_absent(&self, key: &str) {
+        let absent = doc! { "_id": format!("__fallback:j:{key}") };
+        let found = self.mongo.find_one(absent).await.expect("find_one");
+        assert!(found.is_none());
     }
 
     /// `SET … PXAT` on Redis, then an upsert on Mongo.
@@ -329,7 +335,10 @@ fn mongo_doc(id: Option<&str>, value: &[u8]) -> RawDocumentBuf {
             bytes: value,
         },
     );
-    d.append(EXPIRES_FIELD, DateTime::from_system_time(SystemTime::now() + TTL));
+    d.append(
+        EXPIRES_FIELD,
+        DateTime::from_system_time(SystemTime::now() + TTL),
+    );
     d
 }
 

@@ -1,0 +1,201 @@
+#![allow(missing_docs)]
+//! Where a cache-miss `get` of the full stack spends its time: the stack
+//! built up one layer at a time, each step timed over the same keys, one
+//! call at a time, interleaved round by round so that every step sees the
+//! same machine load. The difference between two steps is what the added
+//! layer costs on a read.
+//!
+//! ```sh
+//! eval "$(scripts/mongo.sh start)"
+//! cargo bench -p storestack-bench --bench attribution
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use storestack::layers::fallback::JournalCheck;
+use storestack::{Codec, Fallback, FallbackConfig, Store, StoreExt};
+use storestack_bench::{
+    breaker, key, keyring, mongo, record, redis, session_value, DynStore, RawBoth, RawFred,
+};
+
+const KEYS: u64 = 1_000;
+const ROUNDS: usize = 20;
+const PER_ROUND: u64 = 200;
+
+enum Step {
+    RawFred(RawFred),
+    RawBoth(RawBoth),
+    RawMongoAbsent(RawBoth),
+    Store(DynStore),
+    StoreAbsent(DynStore),
+}
+
+impl Step {
+    async fn get(&self, key: &str) {
+        let found = match self {
+            Step::RawFred(r) => r.get(key).await.is_some(),
+            Step::RawBoth(r) => r.get(key).await.is_some(),
+            Step::Store(s) => s.get(key).await.expect("get").is_some(),
+            Step::RawMongoAbsent(r) => return r.find_absent(key).await,
+            Step::StoreAbsent(s) => {
+                let journal = format!("__fallback:j:{key}");
+                return assert!(s.get(&journal).await.expect("get").is_none());
+            }
+        };
+        assert!(found, "a preloaded key");
+    }
+}
+
+fn main() {
+    let Some((rt, url)) = storestack_bench::start("attribution") else {
+        return;
+    };
+    rt.block_on(run(url));
+}
+
+fn fallback<P: Store, S: Store>(p: P, s: S, check: JournalCheck) -> Fallback<P, S> {
+    Fallback::with_config(p, s, FallbackConfig::default().journal_check(check))
+}
+
+async fn run(url: String) {
+    let pid = std::process::id();
+    let value = session_value(2048, 1);
+    let sides = |tag: &'static str| {
+        let url = url.clone();
+        async move {
+            let r = redis(&format!("ssa:{pid}:{tag}:")).await.expect("redis");
+            let m = mongo(&url, &format!("attr_{pid}_{tag}"))
+                .await
+                .expect("mongo");
+            (r, m)
+        }
+    };
+    let mut steps: Vec<(String, Step)> = Vec::new();
+    let raw_store = redis(&format!("ssa:{pid}:raw:")).await.expect("redis");
+    steps.push((
+        "raw fred GET".into(),
+        Step::RawFred(RawFred::connect(&raw_store).await.expect("redis")),
+    ));
+    let (r, m) = sides("both").await;
+    steps.push((
+        "raw fred GET || raw mongo find_one".into(),
+        Step::RawBoth(RawBoth::new(RawFred::connect(&r).await.expect("redis"), m)),
+    ));
+    steps.push(("RedisStore".into(), Step::Store(Arc::new(r))));
+    let (r, m) = sides("mongo").await;
+    steps.push((
+        "raw mongo find_one (absent)".into(),
+        Step::RawMongoAbsent(RawBoth::new(RawFred::connect(&r).await.expect("redis"), m)),
+    ));
+    let (_, m) = sides("mongo-store").await;
+    steps.push((
+        "MongoStore get (absent)".into(),
+        Step::StoreAbsent(Arc::new(m)),
+    ));
+    for check in [JournalCheck::Poll, JournalCheck::PerRead] {
+        let (r, m) = sides(if check == JournalCheck::Poll {
+            "fp"
+        } else {
+            "fr"
+        })
+        .await;
+        steps.push((
+            format!("Fallback(Redis, Mongo) {check:?}"),
+            Step::Store(Arc::new(fallback(r, m, check))),
+        ));
+        let (r, m) = sides(if check == JournalCheck::Poll {
+            "bp"
+        } else {
+            "br"
+        })
+        .await;
+        let guarded = fallback(
+            r.timeout(Duration::from_millis(250))
+                .circuit_breaker(breaker()),
+            m.timeout(Duration::from_millis(500))
+                .circuit_breaker(breaker()),
+            check,
+        );
+        steps.push((
+            format!("+ Timeout, CircuitBreaker {check:?}"),
+            Step::Store(Arc::new(guarded)),
+        ));
+        let (r, m) = sides(if check == JournalCheck::Poll {
+            "ep"
+        } else {
+            "er"
+        })
+        .await;
+        let coded = fallback(
+            r.timeout(Duration::from_millis(250))
+                .circuit_breaker(breaker()),
+            m.timeout(Duration::from_millis(500))
+                .circuit_breaker(breaker()),
+            check,
+        )
+        .encrypted(keyring())
+        .compressed(Codec::Zstd { level: 3 });
+        steps.push((
+            format!("+ Encrypted, Compressed {check:?}"),
+            Step::Store(Arc::new(coded)),
+        ));
+        let (r, m) = sides(if check == JournalCheck::Poll {
+            "cp"
+        } else {
+            "cr"
+        })
+        .await;
+        let full = storestack_bench::full_stack(
+            r,
+            m,
+            storestack_bench::CacheMode::AlwaysMiss,
+            check,
+            Duration::from_millis(250),
+        );
+        steps.push((
+            format!("+ Cached (miss), Instrumented {check:?}"),
+            Step::Store(full),
+        ));
+    }
+    // Preload through each step (raw steps share keys with their stores).
+    for (_, step) in &steps {
+        for i in 0..KEYS {
+            match step {
+                Step::RawFred(r) => r.set(&key(i), value.clone()).await,
+                Step::RawBoth(r) => r.set(&key(i), value.clone()).await,
+                Step::RawMongoAbsent(_) | Step::StoreAbsent(_) => {}
+                Step::Store(s) => s.set(&key(i), record(&value)).await.expect("set"),
+            }
+        }
+    }
+    let mut totals = vec![Duration::ZERO; steps.len()];
+    let mut n = 0u64;
+    for round in 0..ROUNDS {
+        for (i, (_, step)) in steps.iter().enumerate() {
+            let start = Instant::now();
+            for j in 0..PER_ROUND {
+                step.get(&key((round as u64 * PER_ROUND + j) % KEYS)).await;
+            }
+            if round > 0 {
+                totals[i] += start.elapsed();
+            }
+        }
+        if round > 0 {
+            n += PER_ROUND;
+        }
+    }
+    println!("cache-miss get of 2 KiB, one call at a time, mean over {n} calls per step\n");
+    println!("| step | µs/get | vs raw fred |");
+    println!("|---|---|---|");
+    let base = totals[0].as_secs_f64() / n as f64;
+    for ((name, _), t) in steps.iter().zip(&totals) {
+        let us = t.as_secs_f64() / n as f64;
+        println!("| {name} | {:.1} | {:.2}× |", us * 1e6, base / us);
+    }
+    for (_, step) in &steps {
+        if let Step::Store(s) | Step::StoreAbsent(s) = step {
+            let _ = s.clear().await;
+        }
+    }
+}
