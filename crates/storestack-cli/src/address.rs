@@ -132,6 +132,28 @@ fn pairs(scheme: &'static str, query: &str) -> Result<Vec<(String, String)>, Url
         .collect()
 }
 
+/// Hands `take` the value of every pair of `query` named `accepted` (the
+/// one parameter this scheme takes), in order; any other name is an
+/// [`UrlError::UnknownParameter`].
+fn each_param(
+    scheme: &'static str,
+    query: &str,
+    accepted: &'static str,
+    mut take: impl FnMut(String) -> Result<(), UrlError>,
+) -> Result<(), UrlError> {
+    for (name, value) in pairs(scheme, query)? {
+        if name != accepted {
+            return Err(UrlError::UnknownParameter {
+                scheme,
+                name,
+                accepted,
+            });
+        }
+        take(value)?;
+    }
+    Ok(())
+}
+
 impl FromStr for StoreUrl {
     type Err = UrlError;
 
@@ -156,22 +178,12 @@ fn parse_memory(raw: &str) -> Result<StoreUrl, UrlError> {
         return Err(malformed(SCHEME, "memory:// takes no host or path"));
     }
     let mut demo = 0;
-    for (name, value) in pairs(SCHEME, query)? {
-        match name.as_str() {
-            "demo" => {
-                demo = value
-                    .parse()
-                    .map_err(|_| malformed(SCHEME, "demo must be a number of records"))?;
-            }
-            _ => {
-                return Err(UrlError::UnknownParameter {
-                    scheme: SCHEME,
-                    name,
-                    accepted: "demo",
-                })
-            }
-        }
-    }
+    each_param(SCHEME, query, "demo", |value| {
+        demo = value
+            .parse()
+            .map_err(|_| malformed(SCHEME, "demo must be a number of records"))?;
+        Ok(())
+    })?;
     Ok(StoreUrl::Memory { demo })
 }
 
@@ -194,21 +206,13 @@ fn parse_redis(raw: &str) -> Result<StoreUrl, UrlError> {
         ));
     }
     let mut prefix = DEFAULT_REDIS_PREFIX.to_owned();
-    for (name, value) in pairs(SCHEME, url.query().unwrap_or(""))? {
-        match name.as_str() {
-            "prefix" if value.is_empty() => {
-                return Err(malformed(SCHEME, "the key prefix must not be empty"))
-            }
-            "prefix" => prefix = value,
-            _ => {
-                return Err(UrlError::UnknownParameter {
-                    scheme: SCHEME,
-                    name,
-                    accepted: "prefix",
-                })
-            }
+    each_param(SCHEME, url.query().unwrap_or(""), "prefix", |value| {
+        if value.is_empty() {
+            return Err(malformed(SCHEME, "the key prefix must not be empty"));
         }
-    }
+        prefix = value;
+        Ok(())
+    })?;
     url.set_query(None);
     Ok(StoreUrl::Redis {
         url: url.into(),
@@ -520,6 +524,38 @@ mod tests {
             "mongodb://h/db/c/x".parse::<StoreUrl>(),
             Err(UrlError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn parameters_are_checked_in_order_and_the_last_one_wins() {
+        assert_eq!(
+            parse("memory://?demo=1&demo=2"),
+            StoreUrl::Memory { demo: 2 }
+        );
+        assert_eq!(
+            parse("redis://h?prefix=a:&prefix=b:"),
+            StoreUrl::Redis {
+                url: "redis://h".to_owned(),
+                prefix: "b:".to_owned(),
+            }
+        );
+        for (bad, what) in [
+            ("memory://?demo=x&demo=2", "demo must be a number"),
+            ("memory://?demo=x&size=3", "demo must be a number"),
+            (
+                "memory://?demo=1&size=3",
+                "take no \"size\" parameter (accepted: demo)",
+            ),
+            ("redis://h?prefix=a:&prefix=", "must not be empty"),
+            ("redis://h?prefix=&pool=3", "must not be empty"),
+            (
+                "redis://h?prefix=a:&pool=3",
+                "take no \"pool\" parameter (accepted: prefix)",
+            ),
+        ] {
+            let err = bad.parse::<StoreUrl>().unwrap_err().to_string();
+            assert!(err.contains(what), "{bad}: {err}");
+        }
     }
 
     #[test]

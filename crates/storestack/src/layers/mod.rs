@@ -21,6 +21,4 @@ pub mod retry;
 pub mod timeout;
 
 #[cfg(test)]
-pub(crate) mod test_support;
-#[cfg(test)]
 pub(crate) mod testing;

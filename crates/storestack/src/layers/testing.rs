@@ -1,6 +1,24 @@
-//! A scripted store for the decorators' unit tests: a [`MemoryStore`] that
-//! counts the calls reaching it and plays a script of faults, one step per
-//! call, whatever the operation.
+//! The scripted store of the decorators' unit tests: a [`MemoryStore`] that
+//! counts the calls reaching it and plays faults.
+//!
+//! Faults come two ways:
+//! - a one-shot script, one [`Step`] per call whatever the operation
+//!   ([`then`](Scripted::then)): "the next call fails, the one after hangs";
+//! - standing steps per operation, played by every call of it while the
+//!   script is empty ([`fail`](Scripted::fail),
+//!   [`fail_after_write`](Scripted::fail_after_write),
+//!   [`get_delay`](Scripted::get_delay)): "gets are unavailable until
+//!   [`heal`](Scripted::heal)".
+//!
+//! A gate ([`close_gate`](Scripted::close_gate)) holds `get`s after they
+//! have read, so a test can keep a read in flight.
+
+// Each decorator's tests use a part of the API; with features off, some of
+// it goes unused.
+#![cfg_attr(
+    not(all(feature = "cache", feature = "circuit-breaker", feature = "retry")),
+    allow(dead_code)
+)]
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -16,7 +34,7 @@ use crate::error::{ErrorKind, Op, Result, StoreError};
 use crate::store::{Record, ScanCursor, ScanPage, Store};
 use crate::{MemoryConfig, MemoryStore};
 
-/// What the next call does.
+/// What a call does.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Step {
     /// Runs the operation normally.
@@ -27,14 +45,27 @@ pub(crate) enum Step {
     FailAfter(ErrorKind),
     /// Never completes.
     Hang,
-    /// Waits this long, then runs the operation.
+    /// Waits this long (tokio time), then goes on.
     Sleep(Duration),
 }
 
 #[derive(Debug, Default)]
+struct Script {
+    /// One step per call, whatever the operation; played first.
+    queue: VecDeque<Step>,
+    /// Steps every call of an operation plays, in order, while `queue` is
+    /// empty.
+    standing: Vec<(Op, Step)>,
+    /// Times a `get` yields to the scheduler before and after its read.
+    get_yields: usize,
+    /// When present, `get`s take a permit after reading, before returning.
+    gate: Option<Arc<Semaphore>>,
+}
+
+#[derive(Debug, Default)]
 struct Counters {
-    /// Calls that reached the store.
-    entered: AtomicUsize,
+    /// Calls that reached the store, per operation (in [`Op::ALL`] order).
+    calls: [AtomicUsize; Op::ALL.len()],
     /// Calls that completed (with any result).
     completed: AtomicUsize,
     /// Calls dropped before completing.
@@ -45,9 +76,8 @@ struct Counters {
 #[derive(Debug, Clone)]
 pub(crate) struct Scripted {
     data: MemoryStore,
-    script: Arc<Mutex<VecDeque<Step>>>,
+    script: Arc<Mutex<Script>>,
     counters: Arc<Counters>,
-    gate: Option<Arc<Semaphore>>,
 }
 
 /// Counts a call as dropped unless it was marked complete.
@@ -67,43 +97,108 @@ impl Drop for Tracker<'_> {
     }
 }
 
+fn idx(op: Op) -> usize {
+    Op::ALL
+        .iter()
+        .position(|o| *o == op)
+        .expect("Op::ALL lists every op")
+}
+
+const WRITES: [Op; 4] = [Op::Set, Op::Create, Op::Delete, Op::Touch];
+
 impl Scripted {
+    /// Over a fresh [`MemoryStore`] without a sweeper.
     pub(crate) fn new() -> Self {
+        Self::with_data(MemoryStore::with_config(
+            MemoryConfig::default().sweep_interval(None),
+        ))
+    }
+
+    /// Over `data` (say, a memory store on a mock clock).
+    pub(crate) fn with_data(data: MemoryStore) -> Self {
         Scripted {
-            data: MemoryStore::with_config(MemoryConfig::default().sweep_interval(None)),
+            data,
             script: Arc::default(),
             counters: Arc::default(),
-            gate: None,
         }
     }
 
-    /// Every call waits for a permit of the returned semaphore (after
-    /// counting as entered) before running.
-    pub(crate) fn gated() -> (Self, Arc<Semaphore>) {
-        let gate = Arc::new(Semaphore::new(0));
-        let mut s = Self::new();
-        s.gate = Some(gate.clone());
-        (s, gate)
-    }
-
-    /// Appends steps to the script; calls beyond the script just run.
+    /// Appends steps to the one-shot script; calls beyond it play the
+    /// standing steps (none: they just run).
     pub(crate) fn then(&self, steps: impl IntoIterator<Item = Step>) -> &Self {
-        self.script.lock().extend(steps);
+        self.script.lock().queue.extend(steps);
         self
     }
 
+    /// From now on, every call of `op` fails with `kind` without touching
+    /// the data, until [`heal`](Self::heal).
+    pub(crate) fn fail(&self, op: Op, kind: ErrorKind) {
+        self.script.lock().standing.push((op, Step::Fail(kind)));
+    }
+
+    /// From now on, every write reaches the data, then times out (outcome
+    /// unknown to the caller), until [`heal`](Self::heal).
+    pub(crate) fn fail_after_write(&self) {
+        let mut s = self.script.lock();
+        for op in WRITES {
+            s.standing.push((op, Step::FailAfter(ErrorKind::Timeout)));
+        }
+    }
+
+    /// Drops the standing failures; standing delays stay.
+    pub(crate) fn heal(&self) {
+        let mut s = self.script.lock();
+        s.standing
+            .retain(|(_, step)| matches!(step, Step::Sleep(_)));
+    }
+
+    /// From now on, every `get` first waits `d` (tokio time).
+    pub(crate) fn get_delay(&self, d: Duration) {
+        self.script.lock().standing.push((Op::Get, Step::Sleep(d)));
+    }
+
+    /// From now on, every `get` yields to the scheduler `n` times before and
+    /// after its read.
+    pub(crate) fn get_yields(&self, n: usize) {
+        self.script.lock().get_yields = n;
+    }
+
+    /// From now on, `get`s wait at a gate after reading (or failing);
+    /// returns it (add permits to release them).
+    pub(crate) fn close_gate(&self) -> Arc<Semaphore> {
+        let gate = Arc::new(Semaphore::new(0));
+        self.script.lock().gate = Some(gate.clone());
+        gate
+    }
+
+    /// Removes the gate and releases the `get`s waiting at it.
+    pub(crate) fn open_gate(&self) {
+        if let Some(g) = self.script.lock().gate.take() {
+            g.add_permits(1 << 20);
+        }
+    }
+
+    /// The data behind the script, to read or seed without counting.
     pub(crate) fn data(&self) -> &MemoryStore {
         &self.data
     }
 
-    pub(crate) fn entered(&self) -> usize {
-        self.counters.entered.load(Ordering::SeqCst)
+    /// Calls of `op` that reached the store.
+    pub(crate) fn calls(&self, op: Op) -> usize {
+        self.counters.calls[idx(op)].load(Ordering::SeqCst)
     }
 
+    /// Calls of any operation that reached the store.
+    pub(crate) fn entered(&self) -> usize {
+        Op::ALL.iter().map(|op| self.calls(*op)).sum()
+    }
+
+    /// Calls that completed, with any result.
     pub(crate) fn completed(&self) -> usize {
         self.counters.completed.load(Ordering::SeqCst)
     }
 
+    /// Calls dropped before completing.
     pub(crate) fn dropped(&self) -> usize {
         self.counters.dropped.load(Ordering::SeqCst)
     }
@@ -113,27 +208,63 @@ impl Scripted {
         op: Op,
         run: impl FnOnce() -> F,
     ) -> Result<T> {
-        self.counters.entered.fetch_add(1, Ordering::SeqCst);
+        self.counters.calls[idx(op)].fetch_add(1, Ordering::SeqCst);
         let mut tracker = Tracker {
             counters: &self.counters,
             done: false,
         };
-        if let Some(gate) = &self.gate {
-            gate.acquire().await.expect("gate open").forget();
-        }
-        let step = self.script.lock().pop_front();
-        let out = match step {
-            None | Some(Step::Pass) => run().await,
-            Some(Step::Fail(kind)) => Err(scripted(kind, op)),
-            Some(Step::FailAfter(kind)) => run().await.and(Err(scripted(kind, op))),
-            Some(Step::Hang) => std::future::pending().await,
-            Some(Step::Sleep(d)) => {
-                tokio::time::sleep(d).await;
-                run().await
-            }
+        let (steps, yields) = {
+            let mut s = self.script.lock();
+            let steps: Vec<Step> = match s.queue.pop_front() {
+                Some(step) => vec![step],
+                None => s
+                    .standing
+                    .iter()
+                    .filter(|(o, _)| *o == op)
+                    .map(|(_, step)| *step)
+                    .collect(),
+            };
+            (steps, if op == Op::Get { s.get_yields } else { 0 })
         };
+        let out = outcome(op, steps, yields, run).await;
+        if op == Op::Get {
+            let gate = self.script.lock().gate.clone();
+            if let Some(gate) = gate {
+                gate.acquire().await.expect("gate open").forget();
+            }
+        }
         tracker.done = true;
         out
+    }
+}
+
+/// Plays `steps` in order around `run`.
+async fn outcome<T, F: Future<Output = Result<T>>>(
+    op: Op,
+    steps: Vec<Step>,
+    yields: usize,
+    run: impl FnOnce() -> F,
+) -> Result<T> {
+    let mut fail_after = None;
+    for step in steps {
+        match step {
+            Step::Pass => {}
+            Step::Fail(kind) => return Err(scripted(kind, op)),
+            Step::FailAfter(kind) => fail_after = fail_after.or(Some(kind)),
+            Step::Hang => std::future::pending().await,
+            Step::Sleep(d) => tokio::time::sleep(d).await,
+        }
+    }
+    for _ in 0..yields {
+        tokio::task::yield_now().await;
+    }
+    let out = run().await;
+    for _ in 0..yields {
+        tokio::task::yield_now().await;
+    }
+    match fail_after {
+        Some(kind) => out.and(Err(scripted(kind, op))),
+        None => out,
     }
 }
 

@@ -157,7 +157,8 @@ async fn permanent_errors_never_open_it() {
 
 #[tokio::test(start_paused = true)]
 async fn half_open_admits_a_bounded_number_of_trials_under_a_storm() {
-    let (inner, gate) = Scripted::gated();
+    let inner = Scripted::new();
+    let gate = inner.close_gate();
     let store = Arc::new(inner.clone().circuit_breaker(config(1).half_open(3, 3)));
     let breaker = store.handle();
     inner.then([Step::Fail(ErrorKind::Unavailable)]);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::*;
-use crate::layers::test_support::Scripted;
+use crate::layers::testing::Scripted;
 use crate::{MemoryStore, StoreExt};
 
 /// A `MakeWriter` collecting everything into one buffer.
@@ -65,7 +65,7 @@ async fn no_raw_key_in_traces_or_metrics() {
     let buf = Buf::default();
     let _guard = tracing::subscriber::set_default(trace_everything(&buf));
     tracing::callsite::rebuild_interest_cache();
-    let inner = Scripted::new(MemoryStore::new());
+    let inner = Scripted::new();
     // A zero threshold makes every operation "slow": the warning path runs
     // too.
     let build = || {
@@ -191,7 +191,7 @@ fn check_metrics(snapshot: &[Captured]) {
 
 #[tokio::test]
 async fn errors_and_values_pass_through_unchanged() {
-    let inner = Scripted::new(MemoryStore::new());
+    let inner = Scripted::new();
     let store = inner.clone().instrumented("s");
     assert_eq!(store.label(), "s");
     store.set("k", Record::never_expiring("v1")).await.unwrap();

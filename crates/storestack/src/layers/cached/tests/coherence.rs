@@ -24,7 +24,11 @@ async fn wait_for_reads(inner: &Scripted, n: usize) {
 async fn a_read_that_raced_a_write_is_never_served_after_it() {
     let (inner, clock, cached) = setup(CacheConfig::default());
     let cached = Arc::new(cached);
-    inner.mem.set("k", rec(&clock, "v0", 3600)).await.unwrap();
+    inner
+        .data()
+        .set("k", rec(&clock, "v0", 3600))
+        .await
+        .unwrap();
     let gate = inner.close_gate();
     // A miss reads v0 from the inner store and is held before it fills.
     let reader = tokio::spawn({
@@ -50,7 +54,11 @@ async fn a_read_that_raced_a_write_is_never_served_after_it() {
 async fn a_read_that_raced_a_failed_write_is_never_served_after_it() {
     let (inner, clock, cached) = setup(CacheConfig::default());
     let cached = Arc::new(cached);
-    inner.mem.set("k", rec(&clock, "v0", 3600)).await.unwrap();
+    inner
+        .data()
+        .set("k", rec(&clock, "v0", 3600))
+        .await
+        .unwrap();
     let gate = inner.close_gate();
     let reader = tokio::spawn({
         let c = cached.clone();
@@ -198,7 +206,7 @@ async fn instances_stop_serving_each_others_overwritten_and_deleted_values() {
 #[tokio::test]
 async fn own_messages_do_not_invalidate_own_fills() {
     let inv = LocalInvalidator::new();
-    let inner = Scripted::new(MemoryStore::new());
+    let inner = Scripted::new();
     let a = inner
         .clone()
         .cached(CacheConfig::default().invalidator(inv));

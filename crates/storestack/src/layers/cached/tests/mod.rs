@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::*;
 use crate::clock::{Clock, MockClock};
 use crate::error::{ErrorKind, Op};
-use crate::layers::test_support::Scripted;
+use crate::layers::testing::Scripted;
 use crate::{MemoryConfig, MemoryStore, StoreExt};
 
 fn memory(clock: &MockClock) -> MemoryStore {
@@ -22,7 +22,7 @@ fn memory(clock: &MockClock) -> MemoryStore {
 /// A cache over a scripted MemoryStore, both reading one mock clock.
 fn setup(config: CacheConfig) -> (Scripted, MockClock, Cached<Scripted>) {
     let clock = MockClock::new();
-    let inner = Scripted::new(memory(&clock));
+    let inner = Scripted::with_data(memory(&clock));
     let cached = inner.clone().cached(config.clock(clock.clone()));
     (inner, clock, cached)
 }
@@ -43,7 +43,7 @@ async fn value(store: &impl Store, key: &str) -> Option<String> {
 #[tokio::test]
 async fn hits_skip_the_inner_store_until_ttl() {
     let (inner, clock, cached) = setup(CacheConfig::default().ttl(secs(30)));
-    inner.mem.set("k", rec(&clock, "v", 3600)).await.unwrap();
+    inner.data().set("k", rec(&clock, "v", 3600)).await.unwrap();
     assert_eq!(value(&cached, "k").await.as_deref(), Some("v"));
     assert_eq!(value(&cached, "k").await.as_deref(), Some("v"));
     assert_eq!(inner.calls(Op::Get), 1, "second get is a hit");
@@ -131,7 +131,7 @@ async fn create_delete_touch_keep_the_cache_right() {
 #[tokio::test(start_paused = true)]
 async fn concurrent_misses_share_one_inner_read() {
     let (inner, clock, cached) = setup(CacheConfig::default());
-    inner.mem.set("k", rec(&clock, "v", 3600)).await.unwrap();
+    inner.data().set("k", rec(&clock, "v", 3600)).await.unwrap();
     inner.get_delay(Duration::from_millis(50));
     let cached = Arc::new(cached);
     for key in ["k", "missing"] {
@@ -156,7 +156,7 @@ async fn concurrent_misses_share_one_inner_read() {
 #[tokio::test(start_paused = true)]
 async fn followers_share_a_failure_and_survive_a_cancelled_leader() {
     let (inner, clock, cached) = setup(CacheConfig::default());
-    inner.mem.set("k", rec(&clock, "v", 3600)).await.unwrap();
+    inner.data().set("k", rec(&clock, "v", 3600)).await.unwrap();
     inner.get_delay(Duration::from_millis(50));
     inner.fail(Op::Get, ErrorKind::Unavailable);
     let (a, b) = tokio::join!(cached.get("k"), cached.get("k"));
