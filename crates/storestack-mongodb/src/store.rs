@@ -13,7 +13,7 @@ use storestack::limits::{self, Limits};
 use storestack::{Op, Record, Result, ScanCursor, ScanPage, Store, StoreError};
 
 use crate::config::MongoConfig;
-use crate::document::{decode_expiry, decode_value, encode, live_at, live_key, EXPIRES_FIELD};
+use crate::document::{decode_expiry, decode_record, encode, live_at, live_key, EXPIRES_FIELD};
 use crate::error::{corrupt, from_driver, is_duplicate_key, STORE};
 use crate::scan::id_range;
 
@@ -94,12 +94,8 @@ impl Store for MongoStore {
             })
             .await?;
         let Some(doc) = found else { return Ok(None) };
-        let expires_at = decode_expiry(Op::Get, &doc)?;
-        if storestack::store::is_expired(expires_at, self.now()) {
-            return Ok(None);
-        }
-        let value = decode_value(Op::Get, doc)?;
-        Ok(Some(Record { value, expires_at }))
+        let record = decode_record(Op::Get, doc)?;
+        Ok(Some(record).filter(|r| !r.is_expired_at(self.now())))
     }
 
     async fn set(&self, key: &str, record: Record) -> Result<()> {
