@@ -58,14 +58,39 @@ fn fallback<P: Store, S: Store>(p: P, s: S, check: JournalCheck) -> Fallback<P, 
     Fallback::with_config(p, s, FallbackConfig::default().journal_check(check))
 }
 
+/// Fallback(CircuitBreaker(Timeout(p)), CircuitBreaker(Timeout(s))), the
+/// full stack's deadlines.
+fn guarded<P: Store, S: Store>(
+    p: P,
+    s: S,
+    check: JournalCheck,
+) -> Fallback<impl Store, impl Store> {
+    fallback(
+        p.timeout(Duration::from_millis(250))
+            .circuit_breaker(breaker()),
+        s.timeout(Duration::from_millis(500))
+            .circuit_breaker(breaker()),
+        check,
+    )
+}
+
+/// A short tag of the journal-check mode, for key prefixes.
+fn tag(check: JournalCheck) -> &'static str {
+    if check == JournalCheck::Poll {
+        "p"
+    } else {
+        "r"
+    }
+}
+
 async fn run(url: String) {
     let pid = std::process::id();
     let value = session_value(2048, 1);
-    let sides = |tag: &'static str| {
+    let sides = |name: String| {
         let url = url.clone();
         async move {
-            let r = redis(&format!("ssa:{pid}:{tag}:")).await.expect("redis");
-            let m = mongo(&url, &format!("attr_{pid}_{tag}"))
+            let r = redis(&format!("ssa:{pid}:{name}:")).await.expect("redis");
+            let m = mongo(&url, &format!("attr_{pid}_{name}"))
                 .await
                 .expect("mongo");
             (r, m)
@@ -77,75 +102,42 @@ async fn run(url: String) {
         "raw fred GET".into(),
         Step::RawFred(RawFred::connect(&raw_store).await.expect("redis")),
     ));
-    let (r, m) = sides("both").await;
+    let (r, m) = sides("both".into()).await;
     steps.push((
         "raw fred GET || raw mongo find_one".into(),
         Step::RawBoth(RawBoth::new(RawFred::connect(&r).await.expect("redis"), m)),
     ));
     steps.push(("RedisStore".into(), Step::Store(Arc::new(r))));
-    let (r, m) = sides("mongo").await;
+    let (r, m) = sides("mongo".into()).await;
     steps.push((
         "raw mongo find_one (absent)".into(),
         Step::RawMongoAbsent(RawBoth::new(RawFred::connect(&r).await.expect("redis"), m)),
     ));
-    let (_, m) = sides("mongo-store").await;
+    let (_, m) = sides("mongo-store".into()).await;
     steps.push((
         "MongoStore get (absent)".into(),
         Step::StoreAbsent(Arc::new(m)),
     ));
     for check in [JournalCheck::Poll, JournalCheck::PerRead] {
-        let (r, m) = sides(if check == JournalCheck::Poll {
-            "fp"
-        } else {
-            "fr"
-        })
-        .await;
+        let (r, m) = sides(format!("f{}", tag(check))).await;
         steps.push((
             format!("Fallback(Redis, Mongo) {check:?}"),
             Step::Store(Arc::new(fallback(r, m, check))),
         ));
-        let (r, m) = sides(if check == JournalCheck::Poll {
-            "bp"
-        } else {
-            "br"
-        })
-        .await;
-        let guarded = fallback(
-            r.timeout(Duration::from_millis(250))
-                .circuit_breaker(breaker()),
-            m.timeout(Duration::from_millis(500))
-                .circuit_breaker(breaker()),
-            check,
-        );
+        let (r, m) = sides(format!("b{}", tag(check))).await;
         steps.push((
             format!("+ Timeout, CircuitBreaker {check:?}"),
-            Step::Store(Arc::new(guarded)),
+            Step::Store(Arc::new(guarded(r, m, check))),
         ));
-        let (r, m) = sides(if check == JournalCheck::Poll {
-            "ep"
-        } else {
-            "er"
-        })
-        .await;
-        let coded = fallback(
-            r.timeout(Duration::from_millis(250))
-                .circuit_breaker(breaker()),
-            m.timeout(Duration::from_millis(500))
-                .circuit_breaker(breaker()),
-            check,
-        )
-        .encrypted(keyring())
-        .compressed(Codec::Zstd { level: 3 });
+        let (r, m) = sides(format!("e{}", tag(check))).await;
+        let coded = guarded(r, m, check)
+            .encrypted(keyring())
+            .compressed(Codec::Zstd { level: 3 });
         steps.push((
             format!("+ Encrypted, Compressed {check:?}"),
             Step::Store(Arc::new(coded)),
         ));
-        let (r, m) = sides(if check == JournalCheck::Poll {
-            "cp"
-        } else {
-            "cr"
-        })
-        .await;
+        let (r, m) = sides(format!("c{}", tag(check))).await;
         let full = storestack_bench::full_stack(
             r,
             m,
