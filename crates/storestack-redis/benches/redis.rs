@@ -10,9 +10,12 @@
 //! one, each timed, compared by median latency (preemptions hit both
 //! alike and stay out of the median) and by mean.
 //!
-//! `get` also shows two alternatives to the backend's one-round-trip
-//! script: a pipelined `GET` + `PEXPIRETIME` (not atomic) and a plain
-//! `GET` (which cannot return the expiry), as reference points.
+//! The backend's `get` is one transaction (`MULTI`, `GET`, `PEXPIRETIME`,
+//! `EXEC`, sent together); its raw counterpart is the same fred
+//! transaction. As reference points, `get` also shows a Lua script doing
+//! the same (`EVALSHA`, what the backend used before), a pipelined `GET` +
+//! `PEXPIRETIME` (not atomic) and a plain `GET` (which cannot return the
+//! expiry).
 //!
 //! ```sh
 //! cargo bench -p storestack-redis -- --warm-up-time 1 --measurement-time 3
@@ -25,7 +28,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use storestack::{limits, Record, Store};
-use storestack_redis::fred::interfaces::{KeysInterface, LuaInterface};
+use storestack_redis::fred::clients::Pool;
+use storestack_redis::fred::interfaces::{KeysInterface, LuaInterface, TransactionInterface};
 use storestack_redis::fred::types::{Expiration, SetOptions, Value};
 use storestack_redis::fred::util::NONE;
 use storestack_redis::{RedisConfig, RedisStore};
@@ -33,7 +37,16 @@ use storestack_redis::{RedisConfig, RedisStore};
 const KEYS: usize = 1000;
 const VALUE_LEN: usize = 2048;
 
-/// The same script as the store's `get`.
+/// The raw fred calls of the store's `get`: one transaction.
+async fn fred_multi(pool: &Pool, key: &str) -> (Option<Bytes>, i64) {
+    let trx = pool.next_connected().multi();
+    let () = trx.get(key).await.unwrap();
+    let () = trx.pexpire_time(key).await.unwrap();
+    trx.exec(true).await.unwrap()
+}
+
+/// A script that reads the same atomically (the store's `get` before the
+/// transaction).
 const GET_SCRIPT: &str = "local v = redis.call('GET', KEYS[1])\n\
                           if not v then return false end\n\
                           return {v, redis.call('PEXPIRETIME', KEYS[1])}";
@@ -80,7 +93,14 @@ fn bench(c: &mut Criterion) {
             async move { store.get(key).await.unwrap().unwrap() }
         })
     });
-    group.bench_function("fred_evalsha_same_script", |b| {
+    group.bench_function("fred_multi_same_calls", |b| {
+        b.to_async(&rt).iter(|| {
+            i += 1;
+            let key = full[i % KEYS].as_str();
+            async move { fred_multi(pool, key).await }
+        })
+    });
+    group.bench_function("fred_evalsha_script", |b| {
         b.to_async(&rt).iter(|| {
             i += 1;
             let key = full[i % KEYS].as_str();
@@ -181,10 +201,7 @@ fn bench(c: &mut Criterion) {
             &rt,
             ("get", "fred", "storestack"),
             |i| async move {
-                let key = full[i % KEYS].as_str();
-                pool.evalsha::<Value, _, _, _>(sha, key, NONE)
-                    .await
-                    .unwrap();
+                fred_multi(pool, full[i % KEYS].as_str()).await;
             },
             |i| async move {
                 store.get(&keys[i % KEYS]).await.unwrap().unwrap();
@@ -226,8 +243,22 @@ fn bench(c: &mut Criterion) {
                 assert!(!store.create(&keys[i % KEYS], record).await.unwrap());
             },
         ),
-        // The design choice for `get`: one script vs a two-command pipeline
-        // (both one round trip), and what reading the expiry costs.
+        // The design choice for `get`: a transaction vs a script vs a
+        // two-command pipeline (all one round trip), and what reading the
+        // expiry costs.
+        paired(
+            &rt,
+            ("get design", "evalsha", "multi"),
+            |i| async move {
+                let key = full[i % KEYS].as_str();
+                pool.evalsha::<Value, _, _, _>(sha, key, NONE)
+                    .await
+                    .unwrap();
+            },
+            |i| async move {
+                fred_multi(pool, full[i % KEYS].as_str()).await;
+            },
+        ),
         paired(
             &rt,
             ("get design", "pipeline", "evalsha"),
@@ -247,15 +278,12 @@ fn bench(c: &mut Criterion) {
         ),
         paired(
             &rt,
-            ("get design", "GET only", "evalsha"),
+            ("get design", "GET only", "multi"),
             |i| async move {
                 pool.get::<Bytes, _>(full[i % KEYS].as_str()).await.unwrap();
             },
             |i| async move {
-                let key = full[i % KEYS].as_str();
-                pool.evalsha::<Value, _, _, _>(sha, key, NONE)
-                    .await
-                    .unwrap();
+                fred_multi(pool, full[i % KEYS].as_str()).await;
             },
         ),
     ];
