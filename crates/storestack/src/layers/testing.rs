@@ -10,8 +10,22 @@
 //!   [`get_delay`](Scripted::get_delay)): "gets are unavailable until
 //!   [`heal`](Scripted::heal)".
 //!
-//! A gate ([`close_gate`](Scripted::close_gate)) holds `get`s after they
-//! have read, so a test can keep a read in flight.
+//! Standing failures before the work are read when a call enters; those
+//! after it ([`fail_after_write`](Scripted::fail_after_write)) when it
+//! answers, so a test can lose the answer of a call it holds paused.
+//!
+//! Two ways to hold calls in flight:
+//! - a gate ([`close_gate`](Scripted::close_gate)) holds every `get` after
+//!   it has read, until the test adds permits;
+//! - a pause ([`pause`](Scripted::pause)) holds one call of any operation
+//!   after the data answered, tells the test when it is there, and lets it
+//!   go on [`release`](Pause::release): a race driven step by step.
+//!
+//! The migration tests use it too (as "old" and "new", see
+//! [`named`](Scripted::named)). The fleet model test
+//! (`tests/migration_model/faulty.rs`) keeps its own wrapper: it is an
+//! integration test of another package, which cannot reach this
+//! `#[cfg(test)]` module, and it yields at seeded random points.
 
 // Each decorator's tests use a part of the API; with features off, some of
 // it goes unused.
@@ -28,8 +42,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
+use crate::clock::MockClock;
 use crate::error::{ErrorKind, Op, Result, StoreError};
 use crate::store::{Record, ScanCursor, ScanPage, Store};
 use crate::{MemoryConfig, MemoryStore};
@@ -60,6 +75,36 @@ struct Script {
     get_yields: usize,
     /// When present, `get`s take a permit after reading, before returning.
     gate: Option<Arc<Semaphore>>,
+    /// The one call to pause, not reached yet.
+    pause: Option<Pending>,
+}
+
+/// A pause waiting for its call.
+#[derive(Debug)]
+struct Pending {
+    op: Op,
+    /// Calls of `op` to let through first.
+    skip: usize,
+    pause: Arc<Pause>,
+}
+
+/// One call held after the data answered; see [`Scripted::pause`].
+#[derive(Debug, Default)]
+pub(crate) struct Pause {
+    reached: Notify,
+    release: Notify,
+}
+
+impl Pause {
+    /// Waits until the paused call is there.
+    pub(crate) async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    /// Lets the paused call answer (now, or as soon as it is there).
+    pub(crate) fn release(&self) {
+        self.release.notify_one();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +120,7 @@ struct Counters {
 /// See the [module docs](self). Clones share script, data and counters.
 #[derive(Debug, Clone)]
 pub(crate) struct Scripted {
+    name: &'static str,
     data: MemoryStore,
     script: Arc<Mutex<Script>>,
     counters: Arc<Counters>,
@@ -114,13 +160,30 @@ impl Scripted {
         ))
     }
 
-    /// Over `data` (say, a memory store on a mock clock).
+    /// Over a fresh [`MemoryStore`] on `clock`, without a sweeper.
+    pub(crate) fn on_clock(clock: &MockClock) -> Self {
+        Self::with_data(MemoryStore::with_config(
+            MemoryConfig::default()
+                .clock(clock.clone())
+                .sweep_interval(None),
+        ))
+    }
+
+    /// Over `data` (say, a memory store with a small size limit).
     pub(crate) fn with_data(data: MemoryStore) -> Self {
         Scripted {
+            name: "scripted",
             data,
             script: Arc::default(),
             counters: Arc::default(),
         }
+    }
+
+    /// Named `name` (its [`Store::name`] and the store of its errors)
+    /// instead of "scripted".
+    pub(crate) fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
     }
 
     /// Appends steps to the one-shot script; calls beyond it play the
@@ -134,6 +197,14 @@ impl Scripted {
     /// the data, until [`heal`](Self::heal).
     pub(crate) fn fail(&self, op: Op, kind: ErrorKind) {
         self.script.lock().standing.push((op, Step::Fail(kind)));
+    }
+
+    /// From now on, every call fails with `Unavailable` without touching
+    /// the data, until [`heal`](Self::heal).
+    pub(crate) fn down(&self) {
+        for op in Op::ALL {
+            self.fail(op, ErrorKind::Unavailable);
+        }
     }
 
     /// From now on, every write reaches the data, then times out (outcome
@@ -178,6 +249,19 @@ impl Scripted {
         }
     }
 
+    /// Pauses the call of `op` that comes after `skip` others reaching the
+    /// data, once it has run and before it answers (and before a failure
+    /// after the work is decided). Replaces a pause not reached yet.
+    pub(crate) fn pause(&self, op: Op, skip: usize) -> Arc<Pause> {
+        let pause = Arc::new(Pause::default());
+        self.script.lock().pause = Some(Pending {
+            op,
+            skip,
+            pause: pause.clone(),
+        });
+        pause
+    }
+
     /// The data behind the script, to read or seed without counting.
     pub(crate) fn data(&self) -> &MemoryStore {
         &self.data
@@ -213,20 +297,24 @@ impl Scripted {
             counters: &self.counters,
             done: false,
         };
-        let (steps, yields) = {
+        let (queued, before, yields) = {
             let mut s = self.script.lock();
-            let steps: Vec<Step> = match s.queue.pop_front() {
+            let queued = s.queue.pop_front();
+            let before: Vec<Step> = match queued {
                 Some(step) => vec![step],
                 None => s
                     .standing
                     .iter()
-                    .filter(|(o, _)| *o == op)
+                    .filter(|(o, step)| *o == op && !matches!(step, Step::FailAfter(_)))
                     .map(|(_, step)| *step)
                     .collect(),
             };
-            (steps, if op == Op::Get { s.get_yields } else { 0 })
+            (queued, before, if op == Op::Get { s.get_yields } else { 0 })
         };
-        let out = outcome(op, steps, yields, run).await;
+        let out = match self.before_work(op, before).await {
+            Ok(()) => self.work(op, queued, yields, run).await,
+            Err(e) => Err(e),
+        };
         if op == Op::Get {
             let gate = self.script.lock().gate.clone();
             if let Some(gate) = gate {
@@ -236,48 +324,82 @@ impl Scripted {
         tracker.done = true;
         out
     }
-}
 
-/// Plays `steps` in order around `run`.
-async fn outcome<T, F: Future<Output = Result<T>>>(
-    op: Op,
-    steps: Vec<Step>,
-    yields: usize,
-    run: impl FnOnce() -> F,
-) -> Result<T> {
-    let mut fail_after = None;
-    for step in steps {
-        match step {
-            Step::Pass => {}
-            Step::Fail(kind) => return Err(scripted(kind, op)),
-            Step::FailAfter(kind) => fail_after = fail_after.or(Some(kind)),
-            Step::Hang => std::future::pending().await,
-            Step::Sleep(d) => tokio::time::sleep(d).await,
+    /// Plays the steps before the work, in order.
+    async fn before_work(&self, op: Op, steps: Vec<Step>) -> Result<()> {
+        for step in steps {
+            match step {
+                Step::Pass | Step::FailAfter(_) => {}
+                Step::Fail(kind) => return Err(self.scripted(kind, op)),
+                Step::Hang => std::future::pending().await,
+                Step::Sleep(d) => tokio::time::sleep(d).await,
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the operation, pauses if it is the paused call, then fails it
+    /// after the work if the call's step says so (`queued`) or, for a call
+    /// off the script, if a standing step says so now.
+    async fn work<T, F: Future<Output = Result<T>>>(
+        &self,
+        op: Op,
+        queued: Option<Step>,
+        yields: usize,
+        run: impl FnOnce() -> F,
+    ) -> Result<T> {
+        for _ in 0..yields {
+            tokio::task::yield_now().await;
+        }
+        let out = run().await;
+        for _ in 0..yields {
+            tokio::task::yield_now().await;
+        }
+        if let Some(pause) = self.take_pause(op) {
+            pause.reached.notify_one();
+            pause.release.notified().await;
+        }
+        let after = match queued {
+            Some(Step::FailAfter(kind)) => Some(kind),
+            Some(_) => None,
+            None => self
+                .script
+                .lock()
+                .standing
+                .iter()
+                .find_map(|(o, step)| match step {
+                    Step::FailAfter(kind) if *o == op => Some(*kind),
+                    _ => None,
+                }),
+        };
+        match after {
+            Some(kind) => out.and(Err(self.scripted(kind, op))),
+            None => out,
         }
     }
-    for _ in 0..yields {
-        tokio::task::yield_now().await;
-    }
-    let out = run().await;
-    for _ in 0..yields {
-        tokio::task::yield_now().await;
-    }
-    match fail_after {
-        Some(kind) => out.and(Err(scripted(kind, op))),
-        None => out,
-    }
-}
 
-fn scripted(kind: ErrorKind, op: Op) -> StoreError {
-    StoreError::new(kind, op)
-        .with_store("scripted")
-        .with_message("scripted failure")
+    /// The pause, if this call of `op` is the one it waits for.
+    fn take_pause(&self, op: Op) -> Option<Arc<Pause>> {
+        let mut s = self.script.lock();
+        let pending = s.pause.as_mut().filter(|p| p.op == op)?;
+        if pending.skip > 0 {
+            pending.skip -= 1;
+            return None;
+        }
+        s.pause.take().map(|p| p.pause)
+    }
+
+    fn scripted(&self, kind: ErrorKind, op: Op) -> StoreError {
+        StoreError::new(kind, op)
+            .with_store(self.name)
+            .with_message("scripted failure")
+    }
 }
 
 #[async_trait]
 impl Store for Scripted {
     fn name(&self) -> &str {
-        "scripted"
+        self.name
     }
     async fn get(&self, key: &str) -> Result<Option<Record>> {
         self.play(Op::Get, || self.data.get(key)).await

@@ -226,8 +226,6 @@ mod observe;
 mod ops;
 mod phase;
 #[cfg(test)]
-mod testing;
-#[cfg(test)]
 mod tests;
 
 use std::fmt;

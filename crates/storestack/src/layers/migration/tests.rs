@@ -1,30 +1,31 @@
-//! Rules of the Migration decorator, one test each. Races are driven step
-//! by step with gates (no sleeps).
+//! Rules of the Migration decorator, one test each, over two
+//! [`Scripted`] stores named "old" and "new". Races are driven step by
+//! step with [pauses](Scripted::pause) (no sleeps).
 
 use std::time::Duration;
 
-use super::testing::TestStore;
 use super::*;
 use crate::clock::MockClock;
 use crate::error::{ErrorKind, Op};
+use crate::layers::testing::Scripted;
 
 mod metrics_recorder;
 mod races;
 mod writes;
 
-fn stores() -> (MockClock, TestStore, TestStore) {
+fn stores() -> (MockClock, Scripted, Scripted) {
     let clock = MockClock::new();
-    let old = TestStore::new("old", &clock);
-    let new = TestStore::new("new", &clock);
+    let old = Scripted::on_clock(&clock).named("old");
+    let new = Scripted::on_clock(&clock).named("new");
     (clock, old, new)
 }
 
 fn migration(
     clock: &MockClock,
-    old: &TestStore,
-    new: &TestStore,
+    old: &Scripted,
+    new: &Scripted,
     phase: Phase,
-) -> Migration<TestStore, TestStore> {
+) -> Migration<Scripted, Scripted> {
     Migration::new(old.clone(), new.clone())
         .with_handle(MigrationHandle::new(phase))
         .clock(clock.clone())
@@ -34,8 +35,8 @@ fn rec(v: &'static str) -> Record {
     Record::never_expiring(v)
 }
 
-async fn value(s: &TestStore, key: &str) -> Option<bytes::Bytes> {
-    s.raw().get(key).await.unwrap().map(|r| r.value)
+async fn value(s: &Scripted, key: &str) -> Option<bytes::Bytes> {
+    s.data().get(key).await.unwrap().map(|r| r.value)
 }
 
 #[test]
@@ -54,7 +55,7 @@ fn bucket_is_stable_across_processes_and_versions() {
     assert!((0.28..0.32).contains(&share), "share below 30: {share}");
 }
 
-async fn read(m: &Migration<TestStore, TestStore>, key: &str) -> bytes::Bytes {
+async fn read(m: &Migration<Scripted, Scripted>, key: &str) -> bytes::Bytes {
     m.get(key).await.unwrap().unwrap().value
 }
 
@@ -70,7 +71,7 @@ async fn write_percent_extremes_and_same_key_same_store() {
         m0.set(&format!("a{i}"), rec("v")).await.unwrap();
     }
     assert_eq!(
-        new.raw().len().await.unwrap(),
+        new.data().len().await.unwrap(),
         0,
         "0 % writes nothing to new"
     );
@@ -80,7 +81,7 @@ async fn write_percent_extremes_and_same_key_same_store() {
         m100.set(&format!("b{i}"), rec("v")).await.unwrap();
     }
     assert_eq!(
-        new.raw().len().await.unwrap(),
+        new.data().len().await.unwrap(),
         200,
         "100 % writes every key"
     );
@@ -92,12 +93,12 @@ async fn write_percent_extremes_and_same_key_same_store() {
     for i in 0..300 {
         let key = format!("c{i}");
         for (round, p) in [&p1, &p2, &p1].into_iter().enumerate() {
-            new.raw().delete(&key).await.unwrap();
+            new.data().delete(&key).await.unwrap();
             p.set(&key, rec("v")).await.unwrap();
-            let in_new = new.raw().get(&key).await.unwrap().is_some();
+            let in_new = new.data().get(&key).await.unwrap().is_some();
             assert_eq!(in_new, bucket(&key) < 40, "{key} round {round}");
         }
-        assert!(old.raw().get(&key).await.unwrap().is_some());
+        assert!(old.data().get(&key).await.unwrap().is_some());
     }
 }
 
@@ -106,28 +107,28 @@ async fn copy_on_read_keeps_the_remaining_expiry() {
     let (clock, old, new) = stores();
     let m = migration(&clock, &old, &new, Phase::ReadNew);
     let at = clock.now() + Duration::from_secs(90);
-    old.raw()
+    old.data()
         .set("sess", Record::expiring_at("data", at))
         .await
         .unwrap();
-    old.raw().set("forever", rec("f")).await.unwrap();
+    old.data().set("forever", rec("f")).await.unwrap();
     clock.advance(Duration::from_secs(30));
 
     let got = m.get("sess").await.unwrap().unwrap();
     assert_eq!(got.expires_at, Some(at));
-    let copy = new.raw().get("sess").await.unwrap().unwrap();
+    let copy = new.data().get("sess").await.unwrap().unwrap();
     assert_eq!(copy.expires_at, Some(at), "copied with its absolute expiry");
     assert_eq!(copy.value, "data");
     let forever = m.get("forever").await.unwrap().unwrap();
     assert_eq!(forever.expires_at, None);
     assert_eq!(
-        new.raw().get("forever").await.unwrap().unwrap().expires_at,
+        new.data().get("forever").await.unwrap().unwrap().expires_at,
         None
     );
 
     clock.advance(Duration::from_secs(61));
     assert_eq!(m.get("sess").await.unwrap(), None, "expires on time in new");
-    assert_eq!(new.raw().get("sess").await.unwrap(), None);
+    assert_eq!(new.data().get("sess").await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -136,8 +137,8 @@ async fn phase_switch_and_back_routes_reads() {
     let m = migration(&clock, &old, &new, Phase::OldOnly);
     let h = m.handle().clone();
     let mut changes = h.subscribe();
-    old.raw().set("k", rec("in-old")).await.unwrap();
-    new.raw().set("k", rec("in-new")).await.unwrap();
+    old.data().set("k", rec("in-old")).await.unwrap();
+    new.data().set("k", rec("in-new")).await.unwrap();
 
     assert_eq!(read(&m, "k").await, "in-old");
     h.set(Phase::ReadNew).unwrap();
@@ -210,7 +211,7 @@ async fn switching_back_never_leaves_a_stale_copy() {
 
     // A handle that never went past 0 % leaves new alone.
     let fresh = migration(&clock, &old, &new, Phase::OldOnly);
-    new.raw().set("other", rec("x")).await.unwrap();
+    new.data().set("other", rec("x")).await.unwrap();
     fresh.set("other", rec("y")).await.unwrap();
     assert_eq!(new.calls(Op::Delete), 6);
 }
@@ -220,7 +221,7 @@ async fn new_only_uses_old_only_to_clear_deletes() {
     let (clock, old, new) = stores();
     let m = migration(&clock, &old, &new, Phase::ReadNew);
     m.handle().set(Phase::NewOnly).unwrap();
-    old.raw().set("k", rec("old")).await.unwrap();
+    old.data().set("k", rec("old")).await.unwrap();
     assert_eq!(m.get("k").await.unwrap(), None, "no fallback");
     m.set("k2", rec("v")).await.unwrap();
     assert!(m.touch("k2", None).await.unwrap());
@@ -229,10 +230,10 @@ async fn new_only_uses_old_only_to_clear_deletes() {
     assert_eq!(untouched + old.calls(Op::Touch) + old.calls(Op::Delete), 0);
     // A delete clears old too, so a straggler in ReadNew cannot copy the
     // key back; old being down does not fail it.
-    new.raw().set("k", rec("new")).await.unwrap();
+    new.data().set("k", rec("new")).await.unwrap();
     assert!(m.delete("k").await.unwrap());
     assert_eq!(value(&old, "k").await, None);
-    old.set_down(true);
+    old.down();
     assert!(m.delete("k2").await.unwrap());
 }
 
@@ -241,14 +242,14 @@ async fn read_new_serves_from_old_while_new_is_down() {
     let (clock, old, new) = stores();
     let m = migration(&clock, &old, &new, Phase::ReadNew);
     m.set("k", rec("v")).await.unwrap();
-    new.set_down(true);
+    new.down();
     assert_eq!(read(&m, "k").await, "v");
     assert_eq!(m.get("missing").await.unwrap(), None);
-    old.set_down(true);
+    old.down();
     let err = m.get("k").await.unwrap_err();
     assert_eq!(err.store(), "new", "the error of new is reported");
     // NewOnly has no fallback.
-    old.set_down(false);
+    old.heal();
     m.handle().set(Phase::NewOnly).unwrap();
     assert!(m.get("k").await.is_err());
 }

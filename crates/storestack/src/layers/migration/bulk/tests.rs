@@ -10,21 +10,21 @@ use super::*;
 mod failures;
 use crate::clock::{Clock, MockClock};
 use crate::error::{ErrorKind, Op};
-use crate::layers::migration::testing::TestStore;
 use crate::layers::migration::{Migration, MigrationHandle, Phase};
+use crate::layers::testing::Scripted;
 use crate::{MemoryConfig, MemoryStore, Record};
 
-fn stores() -> (MockClock, TestStore, TestStore) {
+fn stores() -> (MockClock, Scripted, Scripted) {
     let clock = MockClock::new();
     (
         clock.clone(),
-        TestStore::new("old", &clock),
-        TestStore::new("new", &clock),
+        Scripted::on_clock(&clock).named("old"),
+        Scripted::on_clock(&clock).named("new"),
     )
 }
 
 /// `n` records: every third never expires, the others expire 1–2 h out.
-async fn fill(old: &TestStore, clock: &MockClock, n: usize) {
+async fn fill(old: &Scripted, clock: &MockClock, n: usize) {
     for i in 0..n {
         let value = format!("value-{i}");
         let rec = if i % 3 == 0 {
@@ -32,11 +32,11 @@ async fn fill(old: &TestStore, clock: &MockClock, n: usize) {
         } else {
             Record::expiring_at(value, clock.now() + Duration::from_secs(3600 + i as u64))
         };
-        old.raw().set(&format!("k{i:05}"), rec).await.unwrap();
+        old.data().set(&format!("k{i:05}"), rec).await.unwrap();
     }
 }
 
-fn migrator<'a>(old: &'a TestStore, new: &'a TestStore, clock: &MockClock) -> BulkMigrator<'a> {
+fn migrator<'a>(old: &'a Scripted, new: &'a Scripted, clock: &MockClock) -> BulkMigrator<'a> {
     BulkMigrator::new(old, new)
         .clock(Arc::new(clock.clone()))
         .config(
@@ -46,12 +46,12 @@ fn migrator<'a>(old: &'a TestStore, new: &'a TestStore, clock: &MockClock) -> Bu
         )
 }
 
-async fn assert_same(old: &TestStore, new: &TestStore, n: usize) {
+async fn assert_same(old: &Scripted, new: &Scripted, n: usize) {
     for i in 0..n {
         let key = format!("k{i:05}");
         assert_eq!(
-            old.raw().get(&key).await.unwrap(),
-            new.raw().get(&key).await.unwrap(),
+            old.data().get(&key).await.unwrap(),
+            new.data().get(&key).await.unwrap(),
             "{key}"
         );
     }
@@ -98,14 +98,14 @@ async fn skips_records_expired_by_the_time_of_the_copy() {
         .unwrap();
     let c = report.progress.counts;
     assert_eq!((c.copied, c.skipped_expired), (100, 200));
-    assert_eq!(new.raw().len().await.unwrap(), 100);
+    assert_eq!(new.data().len().await.unwrap(), 100);
 }
 
 #[tokio::test]
 async fn never_overwrites_a_record_already_in_new() {
     let (clock, old, new) = stores();
     fill(&old, &clock, 200).await;
-    new.raw()
+    new.data()
         .set("k00007", Record::never_expiring("newer"))
         .await
         .unwrap();
@@ -113,7 +113,7 @@ async fn never_overwrites_a_record_already_in_new() {
     assert_eq!(report.progress.counts.skipped_existing, 1);
     assert_eq!(report.progress.counts.copied, 199);
     assert_eq!(
-        new.raw().get("k00007").await.unwrap().unwrap().value,
+        new.data().get("k00007").await.unwrap().unwrap().value,
         "newer"
     );
     assert!(
@@ -131,7 +131,7 @@ async fn resumes_after_the_run_is_dropped_mid_page() {
     let path = dir.join("migrate.ckpt");
 
     // Stop inside the 4th page: pause its 50th create, then drop the run.
-    let gate = new.gate(Op::Create, 349);
+    let gate = new.pause(Op::Create, 349);
     let first = migrator(&old, &new, &clock).checkpoint(FileCheckpoint::new(&path));
     tokio::select! {
         r = first.run() => panic!("run finished: {r:?}"),
@@ -142,7 +142,7 @@ async fn resumes_after_the_run_is_dropped_mid_page() {
     let saved = FileCheckpoint::new(&path).load().await.unwrap().unwrap();
     assert_eq!(saved.counts.scanned, 300, "three whole pages checkpointed");
     assert!(!saved.done);
-    let partial = new.raw().len().await.unwrap();
+    let partial = new.data().len().await.unwrap();
     assert!((301..=400).contains(&partial), "{partial}");
 
     let report = migrator(&old, &new, &clock)
@@ -175,7 +175,7 @@ async fn resumes_after_the_run_is_dropped_mid_page() {
 async fn dry_run_writes_nothing() {
     let (clock, old, new) = stores();
     fill(&old, &clock, 250).await;
-    new.raw()
+    new.data()
         .set("k00001", Record::never_expiring("x"))
         .await
         .unwrap();
@@ -189,7 +189,7 @@ async fn dry_run_writes_nothing() {
     let c = report.progress.counts;
     assert_eq!((c.copied, c.skipped_existing), (249, 1));
     assert!(report.progress.dry_run && report.verify.is_none());
-    assert_eq!(new.raw().len().await.unwrap(), 1);
+    assert_eq!(new.data().len().await.unwrap(), 1);
     assert_eq!(
         new.calls(Op::Create) + new.calls(Op::Set) + new.calls(Op::Delete),
         0

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 
-type M = Arc<Migration<TestStore, TestStore>>;
+type M = Arc<Migration<Scripted, Scripted>>;
 
 fn spawn_get(m: &M, key: &'static str) -> tokio::task::JoinHandle<crate::Result<Option<Record>>> {
     let m = m.clone();
@@ -15,10 +15,10 @@ fn spawn_get(m: &M, key: &'static str) -> tokio::task::JoinHandle<crate::Result<
 #[tokio::test]
 async fn delete_from_another_process_between_read_and_copy_is_not_resurrected() {
     let (clock, old, new) = stores();
-    old.raw().set("k", rec("v")).await.unwrap();
+    old.data().set("k", rec("v")).await.unwrap();
     let copier: M = Arc::new(migration(&clock, &old, &new, Phase::ReadNew));
     let other = migration(&clock, &old, &new, Phase::ReadNew); // its own locks
-    let gate = old.gate(Op::Get, 0);
+    let gate = old.pause(Op::Get, 0);
     let read = spawn_get(&copier, "k");
     gate.reached().await; // the copier holds old's record, has not copied
     assert!(other.delete("k").await.unwrap());
@@ -32,10 +32,10 @@ async fn delete_from_another_process_between_read_and_copy_is_not_resurrected() 
 #[tokio::test]
 async fn delete_between_copy_and_check_is_not_resurrected() {
     let (clock, old, new) = stores();
-    old.raw().set("k", rec("v")).await.unwrap();
+    old.data().set("k", rec("v")).await.unwrap();
     let copier: M = Arc::new(migration(&clock, &old, &new, Phase::ReadNew));
     let other = migration(&clock, &old, &new, Phase::ReadNew);
-    let gate = new.gate(Op::Create, 0);
+    let gate = new.pause(Op::Create, 0);
     let read = spawn_get(&copier, "k");
     gate.reached().await; // the copy is in new, not yet checked
     assert!(other.delete("k").await.unwrap());
@@ -47,9 +47,9 @@ async fn delete_between_copy_and_check_is_not_resurrected() {
 #[tokio::test]
 async fn delete_in_the_same_process_waits_for_the_copy() {
     let (clock, old, new) = stores();
-    old.raw().set("k", rec("v")).await.unwrap();
+    old.data().set("k", rec("v")).await.unwrap();
     let m: M = Arc::new(migration(&clock, &old, &new, Phase::ReadNew));
-    let gate = old.gate(Op::Get, 0);
+    let gate = old.pause(Op::Get, 0);
     let read = spawn_get(&m, "k");
     gate.reached().await;
     let del = {
@@ -78,19 +78,19 @@ async fn touch_from_another_process_is_not_undone_by_the_copy() {
     let (clock, old, new) = stores();
     let e1 = clock.now() + Duration::from_secs(60);
     let e2 = clock.now() + Duration::from_secs(3600);
-    old.raw()
+    old.data()
         .set("k", Record::expiring_at("v", e1))
         .await
         .unwrap();
     let copier: M = Arc::new(migration(&clock, &old, &new, Phase::ReadNew));
     let other = migration(&clock, &old, &new, Phase::ReadNew);
-    let gate = old.gate(Op::Get, 0);
+    let gate = old.pause(Op::Get, 0);
     let read = spawn_get(&copier, "k");
     gate.reached().await; // the copier holds the record with e1
     assert!(other.touch("k", Some(e2)).await.unwrap());
     gate.release();
     assert_eq!(read.await.unwrap().unwrap().unwrap().expires_at, Some(e2));
-    let copy = new.raw().get("k").await.unwrap().unwrap();
+    let copy = new.data().get("k").await.unwrap().unwrap();
     assert_eq!(
         copy.expires_at,
         Some(e2),
@@ -101,10 +101,10 @@ async fn touch_from_another_process_is_not_undone_by_the_copy() {
 #[tokio::test]
 async fn write_from_another_process_wins_over_the_copy() {
     let (clock, old, new) = stores();
-    old.raw().set("k", rec("v1")).await.unwrap();
+    old.data().set("k", rec("v1")).await.unwrap();
     let copier: M = Arc::new(migration(&clock, &old, &new, Phase::ReadNew));
     let other = migration(&clock, &old, &new, Phase::ReadNew);
-    let gate = old.gate(Op::Get, 0);
+    let gate = old.pause(Op::Get, 0);
     let read = spawn_get(&copier, "k");
     gate.reached().await;
     other.set("k", rec("v2")).await.unwrap();
@@ -120,21 +120,21 @@ async fn write_both_delete_is_repeated_after_old_for_a_copier_in_between() {
     // old, which still has the record; only then does the delete reach
     // old. The delete on new after old is what removes the copy.
     let (clock, old, new) = stores();
-    old.raw().set("k", rec("v")).await.unwrap();
+    old.data().set("k", rec("v")).await.unwrap();
     let copier: M = Arc::new(migration(&clock, &old, &new, Phase::ReadNew));
     let deleter = Arc::new(migration(&clock, &old, &new, Phase::write_both(100)));
-    let copier_read = old.gate(Op::Get, 0);
+    let copier_read = old.pause(Op::Get, 0);
     let read = spawn_get(&copier, "k");
     copier_read.reached().await;
     // Pause the deleter after its first delete on new.
-    let first_new_delete = new.gate(Op::Delete, 0);
+    let first_new_delete = new.pause(Op::Delete, 0);
     let del = {
         let d = deleter.clone();
         tokio::spawn(async move { d.delete("k").await })
     };
     first_new_delete.reached().await;
     // The copier copies now, and pauses at its check of old.
-    let copier_check = old.gate(Op::Get, 0);
+    let copier_check = old.pause(Op::Get, 0);
     copier_read.release();
     copier_check.reached().await;
     assert!(value(&new, "k").await.is_some(), "the copy is in new");

@@ -8,7 +8,7 @@ async fn write_both_create_is_insert_if_absent_across_both() {
     let (clock, old, new) = stores();
     let m = migration(&clock, &old, &new, Phase::write_both(100));
     // Live only in old: not created anew in new.
-    old.raw().set("only-old", rec("o")).await.unwrap();
+    old.data().set("only-old", rec("o")).await.unwrap();
     assert!(!m.create("only-old", rec("x")).await.unwrap());
     assert_eq!(value(&new, "only-old").await, None);
     // Absent everywhere: created in both.
@@ -17,7 +17,7 @@ async fn write_both_create_is_insert_if_absent_across_both() {
     assert_eq!(value(&old, "fresh").await.as_deref(), Some(&b"f"[..]));
     // New holds a leftover of a failed repair, old nothing: old decides,
     // and new gets the created record.
-    new.raw().set("leftover", rec("stale")).await.unwrap();
+    new.data().set("leftover", rec("stale")).await.unwrap();
     assert!(m.create("leftover", rec("c")).await.unwrap());
     assert_eq!(value(&new, "leftover").await.as_deref(), Some(&b"c"[..]));
     assert!(!m.create("fresh", rec("again")).await.unwrap());
@@ -27,9 +27,9 @@ async fn write_both_create_is_insert_if_absent_across_both() {
 async fn read_new_create_sees_both_stores() {
     let (clock, old, new) = stores();
     let m = migration(&clock, &old, &new, Phase::ReadNew);
-    old.raw().set("in-old", rec("o")).await.unwrap();
+    old.data().set("in-old", rec("o")).await.unwrap();
     assert!(!m.create("in-old", rec("x")).await.unwrap());
-    new.raw().set("in-new", rec("n")).await.unwrap();
+    new.data().set("in-new", rec("n")).await.unwrap();
     assert!(!m.create("in-new", rec("x")).await.unwrap());
     assert_eq!(
         value(&old, "in-new").await,
@@ -46,7 +46,7 @@ async fn deletes_reach_both_stores_in_every_write_both_phase() {
     for phase in [Phase::write_both(0), Phase::write_both(60), Phase::ReadNew] {
         let m = migration(&clock, &old, &new, phase);
         for s in [&old, &new] {
-            s.raw().set("k", rec("v")).await.unwrap();
+            s.data().set("k", rec("v")).await.unwrap();
         }
         assert!(m.delete("k").await.unwrap(), "{phase}");
         assert_eq!(value(&old, "k").await, None, "{phase}");
@@ -61,10 +61,10 @@ async fn a_failed_write_to_both_never_leaves_new_ahead_of_old() {
         let m = migration(&clock, &old, &new, phase);
         m.set("k", rec("v1")).await.unwrap();
         // Old down: new was written first, then the write is taken back.
-        old.set_down(true);
+        old.down();
         let err = m.set("k", rec("v2")).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
-        old.set_down(false);
+        old.heal();
         assert_eq!(
             value(&old, "k").await.as_deref(),
             Some(&b"v1"[..]),
@@ -78,26 +78,26 @@ async fn a_failed_write_to_both_never_leaves_new_ahead_of_old() {
         assert_eq!(read(&m, "k").await, "v1", "{phase}");
         // Old applies the write but its answer is lost: new is cleared,
         // and both phases agree on what old now holds.
-        old.set_timeout_after_apply(true);
+        old.fail_after_write();
         assert!(m.set("k", rec("v3")).await.is_err());
-        old.set_timeout_after_apply(false);
+        old.heal();
         assert_eq!(value(&new, "k").await, None, "{phase}");
         assert_eq!(read(&m, "k").await, "v3", "{phase}");
         // New down: nothing changes anywhere.
-        new.set_down(true);
+        new.down();
         assert!(m.set("k", rec("v4")).await.is_err());
         assert!(m.touch("k", None).await.is_err());
-        new.set_down(false);
+        new.heal();
         assert_eq!(
             value(&old, "k").await.as_deref(),
             Some(&b"v3"[..]),
             "{phase}"
         );
         // New applies but loses its answer: the key is removed from new.
-        new.raw().set("k", rec("v3")).await.unwrap();
-        new.set_timeout_after_apply(true);
+        new.data().set("k", rec("v3")).await.unwrap();
+        new.fail_after_write();
         assert!(m.set("k", rec("v5")).await.is_err());
-        new.set_timeout_after_apply(false);
+        new.heal();
         assert_eq!(value(&new, "k").await, None, "{phase}");
         assert_eq!(
             value(&old, "k").await.as_deref(),
@@ -119,7 +119,7 @@ async fn touch_in_write_both_keeps_both_expiries_equal() {
     assert!(m.touch("k", Some(at)).await.unwrap());
     for s in [&old, &new] {
         assert_eq!(
-            s.raw().get("k").await.unwrap().unwrap().expires_at,
+            s.data().get("k").await.unwrap().unwrap().expires_at,
             Some(at)
         );
     }
@@ -130,19 +130,19 @@ async fn touch_in_write_both_keeps_both_expiries_equal() {
 async fn a_copy_whose_create_outcome_is_unknown_is_removed() {
     let (clock, old, new) = stores();
     let m = std::sync::Arc::new(migration(&clock, &old, &new, Phase::ReadNew));
-    old.raw().set("k", rec("v")).await.unwrap();
-    let create = new.gate(Op::Create, 0);
+    old.data().set("k", rec("v")).await.unwrap();
+    let create = new.pause(Op::Create, 0);
     let task = {
         let m = m.clone();
         tokio::spawn(async move { m.get("k").await })
     };
     create.reached().await;
-    // The create was applied; its answer is lost (and so are the next
-    // answers of new, though new applies them).
-    new.set_timeout_after_apply(true);
+    // The create was applied; its answer is lost (and so are those of
+    // new's next writes, though new applies them; no read of new follows).
+    new.fail_after_write();
     create.release();
     let got = task.await.unwrap().unwrap().unwrap();
-    new.set_timeout_after_apply(false);
+    new.heal();
     assert_eq!(got.value, "v", "the read is served from old");
     assert_eq!(
         value(&new, "k").await,

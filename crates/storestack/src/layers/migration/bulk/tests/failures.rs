@@ -2,12 +2,13 @@
 //! errors, races with the application, foreign checkpoints, verification.
 
 use super::*;
+use crate::layers::testing::Step;
 
 #[tokio::test(start_paused = true)]
 async fn transient_errors_are_retried_then_counted() {
     let (clock, old, new) = stores();
     fill(&old, &clock, 100).await;
-    new.fail_next(20);
+    new.then([Step::Fail(ErrorKind::Unavailable); 20]);
     let report = migrator(&old, &new, &clock).run().await.unwrap();
     assert_eq!(
         report.progress.counts.copied, 100,
@@ -16,7 +17,7 @@ async fn transient_errors_are_retried_then_counted() {
 
     let (clock, old, new) = stores();
     fill(&old, &clock, 100).await;
-    new.set_down(true);
+    new.down();
     let run = migrator(&old, &new, &clock).config(
         BulkConfig::default()
             .verify(None)
@@ -39,7 +40,7 @@ async fn a_non_transient_error_aborts_with_its_cause() {
     let (clock, old, _) = stores();
     fill(&old, &clock, 10).await;
     let small = MemoryStore::with_config(MemoryConfig::default().max_value_len(4));
-    let new = TestStore::wrapping("new", small);
+    let new = Scripted::with_data(small).named("new");
     let checkpoint = MemoryCheckpoint::new();
     let err = migrator(&old, &new, &clock)
         .checkpoint(checkpoint.clone())
@@ -61,14 +62,14 @@ async fn a_non_transient_error_aborts_with_its_cause() {
 async fn a_delete_racing_the_copy_is_not_resurrected() {
     for recheck in [true, false] {
         let (clock, old, new) = stores();
-        old.raw()
+        old.data()
             .set("k", Record::never_expiring("v"))
             .await
             .unwrap();
         let app = Migration::new(old.clone(), new.clone())
             .with_handle(MigrationHandle::new(Phase::ReadNew))
             .clock(clock.clone());
-        let gate = old.gate(Op::Get, 0);
+        let gate = old.pause(Op::Get, 0);
         let cfg = BulkConfig::default()
             .recheck(recheck)
             .verify(None)
@@ -84,7 +85,7 @@ async fn a_delete_racing_the_copy_is_not_resurrected() {
         let (report, deleted) = tokio::join!(run, deleted);
         assert!(deleted);
         let report = report.unwrap();
-        let resurrected = new.raw().get("k").await.unwrap().is_some();
+        let resurrected = new.data().get("k").await.unwrap().is_some();
         // Without the check the copy outlives the delete: the race is real.
         assert_eq!(resurrected, !recheck, "recheck {recheck}");
         if recheck {
@@ -115,23 +116,23 @@ async fn verify_finds_missing_changed_and_late_records() {
     let (clock, old, new) = stores();
     fill(&old, &clock, 100).await;
     migrator(&old, &new, &clock).run().await.unwrap();
-    new.raw().delete("k00001").await.unwrap();
-    new.raw()
+    new.data().delete("k00001").await.unwrap();
+    new.data()
         .set(
             "k00002",
             Record::expiring_after("changed", Duration::from_secs(9)),
         )
         .await
         .unwrap();
-    let r4 = old.raw().get("k00004").await.unwrap().unwrap();
+    let r4 = old.data().get("k00004").await.unwrap().unwrap();
     let later = r4.expires_at.unwrap() + Duration::from_secs(5);
-    new.raw()
+    new.data()
         .set("k00004", Record::expiring_at(r4.value.clone(), later))
         .await
         .unwrap();
-    let r5 = old.raw().get("k00005").await.unwrap().unwrap();
+    let r5 = old.data().get("k00005").await.unwrap().unwrap();
     let close = r5.expires_at.unwrap() + Duration::from_millis(500);
-    new.raw()
+    new.data()
         .set("k00005", Record::expiring_at(r5.value, close))
         .await
         .unwrap();
