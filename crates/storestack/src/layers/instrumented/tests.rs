@@ -35,9 +35,12 @@ impl Buf {
     }
 }
 
-/// Tests installing a thread-local subscriber run one at a time: tracing
-/// caches each callsite's interest globally, and a concurrent quiet
-/// subscriber would otherwise leave the DEBUG span disabled for the other.
+/// Every test of this module runs alone: tracing caches each callsite's
+/// interest globally, so a concurrent quiet subscriber, or a test without
+/// one that registers the span's callsite while another test rebuilds the
+/// cache, would leave the DEBUG span disabled for a capturing test (seen:
+/// 1 run of 8 failed on `store_op` before the pass-through test took the
+/// lock too).
 static SUBSCRIBER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn trace_everything(buf: &Buf) -> impl tracing::Subscriber {
@@ -191,6 +194,7 @@ fn check_metrics(snapshot: &[Captured]) {
 
 #[tokio::test]
 async fn errors_and_values_pass_through_unchanged() {
+    let _serial = SUBSCRIBER_LOCK.lock().await;
     let inner = Scripted::new();
     let store = inner.clone().instrumented("s");
     assert_eq!(store.label(), "s");
