@@ -10,12 +10,9 @@
 //! one, each timed, compared by median latency (preemptions hit both
 //! alike and stay out of the median) and by mean.
 //!
-//! The backend's `get` is one transaction (`MULTI`, `GET`, `PEXPIRETIME`,
-//! `EXEC`, sent together); its raw counterpart is the same fred
-//! transaction. As reference points, `get` also shows a Lua script doing
-//! the same (`EVALSHA`, what the backend used before), a pipelined `GET` +
-//! `PEXPIRETIME` (not atomic) and a plain `GET` (which cannot return the
-//! expiry).
+//! `get` also shows two alternatives to the backend's one-round-trip
+//! script: a pipelined `GET` + `PEXPIRETIME` (not atomic) and a plain
+//! `GET` (which cannot return the expiry), as reference points.
 //!
 //! ```sh
 //! cargo bench -p storestack-redis -- --warm-up-time 1 --measurement-time 3
@@ -28,8 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use storestack::{limits, Record, Store};
-use storestack_redis::fred::clients::Pool;
-use storestack_redis::fred::interfaces::{KeysInterface, LuaInterface, TransactionInterface};
+use storestack_redis::fred::interfaces::{KeysInterface, LuaInterface};
 use storestack_redis::fred::types::{Expiration, SetOptions, Value};
 use storestack_redis::fred::util::NONE;
 use storestack_redis::{RedisConfig, RedisStore};
@@ -37,16 +33,7 @@ use storestack_redis::{RedisConfig, RedisStore};
 const KEYS: usize = 1000;
 const VALUE_LEN: usize = 2048;
 
-/// The raw fred calls of the store's `get`: one transaction.
-async fn fred_multi(pool: &Pool, key: &str) -> (Option<Bytes>, i64) {
-    let trx = pool.next_connected().multi();
-    let () = trx.get(key).await.unwrap();
-    let () = trx.pexpire_time(key).await.unwrap();
-    trx.exec(true).await.unwrap()
-}
-
-/// A script that reads the same atomically (the store's `get` before the
-/// transaction).
+/// The same script as the store's `get`.
 const GET_SCRIPT: &str = "local v = redis.call('GET', KEYS[1])\n\
                           if not v then return false end\n\
                           return {v, redis.call('PEXPIRETIME', KEYS[1])}";
@@ -93,14 +80,7 @@ fn bench(c: &mut Criterion) {
             async move { store.get(key).await.unwrap().unwrap() }
         })
     });
-    group.bench_function("fred_multi_same_calls", |b| {
-        b.to_async(&rt).iter(|| {
-            i += 1;
-            let key = full[i % KEYS].as_str();
-            async move { fred_multi(pool, key).await }
-        })
-    });
-    group.bench_function("fred_evalsha_script", |b| {
+    group.bench_function("fred_evalsha_same_script", |b| {
         b.to_async(&rt).iter(|| {
             i += 1;
             let key = full[i % KEYS].as_str();
@@ -201,7 +181,10 @@ fn bench(c: &mut Criterion) {
             &rt,
             ("get", "fred", "storestack"),
             |i| async move {
-                fred_multi(pool, full[i % KEYS].as_str()).await;
+                let key = full[i % KEYS].as_str();
+                pool.evalsha::<Value, _, _, _>(sha, key, NONE)
+                    .await
+                    .unwrap();
             },
             |i| async move {
                 store.get(&keys[i % KEYS]).await.unwrap().unwrap();
@@ -243,22 +226,8 @@ fn bench(c: &mut Criterion) {
                 assert!(!store.create(&keys[i % KEYS], record).await.unwrap());
             },
         ),
-        // The design choice for `get`: a transaction vs a script vs a
-        // two-command pipeline (all one round trip), and what reading the
-        // expiry costs.
-        paired(
-            &rt,
-            ("get design", "evalsha", "multi"),
-            |i| async move {
-                let key = full[i % KEYS].as_str();
-                pool.evalsha::<Value, _, _, _>(sha, key, NONE)
-                    .await
-                    .unwrap();
-            },
-            |i| async move {
-                fred_multi(pool, full[i % KEYS].as_str()).await;
-            },
-        ),
+        // The design choice for `get`: one script vs a two-command pipeline
+        // (both one round trip), and what reading the expiry costs.
         paired(
             &rt,
             ("get design", "pipeline", "evalsha"),
@@ -278,12 +247,15 @@ fn bench(c: &mut Criterion) {
         ),
         paired(
             &rt,
-            ("get design", "GET only", "multi"),
+            ("get design", "GET only", "evalsha"),
             |i| async move {
                 pool.get::<Bytes, _>(full[i % KEYS].as_str()).await.unwrap();
             },
             |i| async move {
-                fred_multi(pool, full[i % KEYS].as_str()).await;
+                let key = full[i % KEYS].as_str();
+                pool.evalsha::<Value, _, _, _>(sha, key, NONE)
+                    .await
+                    .unwrap();
             },
         ),
     ];

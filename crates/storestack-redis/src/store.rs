@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use fred::bytes_utils::Str;
 use fred::clients::{Pool, WithOptions};
-use fred::interfaces::{ClientLike, ClusterInterface, KeysInterface, TransactionInterface};
+use fred::interfaces::{ClientLike, ClusterInterface, KeysInterface};
 use fred::types::config::{Options, Server};
 use fred::types::{ClusterHash, CustomCommand, Expiration, Key, SetOptions, Value};
 use storestack::limits::{self, Limits};
@@ -39,6 +39,16 @@ impl Script {
         }
     }
 }
+
+/// The value and absolute expiry (ms since the epoch, -1 for none) of a
+/// key, read atomically in one round trip; nil for a missing key.
+static GET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local v = redis.call('GET', KEYS[1])\n\
+         if not v then return false end\n\
+         return {v, redis.call('PEXPIRETIME', KEYS[1])}",
+    )
+});
 
 /// Removes a key's expiry and says whether the key exists (`PERSIST`
 /// alone says 0 both for a missing key and for one without expiry).
@@ -225,24 +235,6 @@ impl RedisStore {
         .map_err(|e| error::map(op, e))
     }
 
-    /// The value and absolute expiry of `key`, read atomically in one round
-    /// trip: `MULTI`, `GET`, `PEXPIRETIME`, `EXEC`, sent together. (A Lua
-    /// script did the same until the server's own accounting showed what it
-    /// costs: `INFO commandstats` gave 5.4 µs per `EVALSHA` of a 2 KiB
-    /// value, which crosses into Lua and back, against about 1.7 µs for the
-    /// transaction: with many clients, Redis's one thread is the limit.)
-    async fn get_with_expiry(&self, key: Key) -> Result<Value> {
-        let trx = self.inner.pool.next_connected().multi();
-        let options = fail_fast_options(None);
-        let queued = trx.with_options(&options);
-        let queue = async {
-            let _: () = queued.get(key.clone()).await?;
-            queued.pexpire_time::<(), _>(key).await
-        };
-        queue.await.map_err(|e| error::map(Op::Get, e))?;
-        trx.exec(true).await.map_err(|e| error::map(Op::Get, e))
-    }
-
     async fn unlink(&self, op: Op, key: Key) -> Result<bool> {
         let n: i64 = self
             .inner
@@ -387,19 +379,17 @@ fn parse_scan_reply(reply: Value) -> Option<(u64, Vec<Bytes>)> {
 /// `nil` → `None`; `[value, pexpiretime]` → the record.
 fn parse_get_reply(reply: Value) -> Option<Option<Record>> {
     let mut parts = match reply {
+        Value::Null => return Some(None),
         Value::Array(parts) if parts.len() == 2 => parts,
         _ => return None,
     };
     let ms = parts.pop()?.as_i64()?;
-    let value = match parts.pop()? {
-        Value::Null => return Some(None),
-        value => value.into_bytes()?,
-    };
+    let value = parts.pop()?.into_bytes()?;
     let expires_at = match ms {
         // -1: no expiry.
         -1 => None,
-        // -2: the key vanished between GET and PEXPIRETIME, which the
-        // transaction rules out; treat it as absent all the same.
+        // -2: the key vanished between GET and PEXPIRETIME, which a
+        // script rules out; treat it as absent all the same.
         ms if ms < 0 => return Some(None),
         ms => Some(UNIX_EPOCH + Duration::from_millis(ms as u64)),
     };
@@ -414,7 +404,7 @@ impl Store for RedisStore {
 
     async fn get(&self, key: &str) -> Result<Option<Record>> {
         let key = self.key(Op::Get, key)?;
-        let reply = self.get_with_expiry(key).await?;
+        let reply = self.eval(Op::Get, &GET, key).await?;
         let record = parse_get_reply(reply).ok_or_else(|| error::unexpected_reply(Op::Get))?;
         // Redis expires keys by its own clock; the contract speaks of the
         // caller's. Never hand out a record the caller sees as expired.
@@ -537,7 +527,8 @@ mod tests {
 
     #[test]
     fn script_hashes_are_sha1_hex() {
-        assert_eq!(PERSIST.sha.len(), 40);
+        assert_eq!(GET.sha.len(), 40);
+        assert_ne!(GET.sha, PERSIST.sha);
     }
 
     #[test]
