@@ -49,10 +49,22 @@ pub(crate) fn encode(key: Option<&str>, record: &Record) -> RawDocumentBuf {
 
 pub(crate) fn decode_expiry(op: Op, doc: &RawDocument) -> Result<Option<SystemTime>> {
     match doc.get(EXPIRES_FIELD) {
-        Ok(Some(RawBsonRef::DateTime(at))) => Ok(Some(at.to_system_time())),
-        Ok(Some(RawBsonRef::Null) | None) => Ok(None),
-        _ => Err(corrupt(op, "stored expiry is not a date or null")),
+        Ok(field) => expiry_of(op, field),
+        Err(_) => Err(not_an_expiry(op)),
     }
+}
+
+/// The expiry an expiry field (absent: none) stands for.
+fn expiry_of(op: Op, field: Option<RawBsonRef<'_>>) -> Result<Option<SystemTime>> {
+    match field {
+        Some(RawBsonRef::DateTime(at)) => Ok(Some(at.to_system_time())),
+        Some(RawBsonRef::Null) | None => Ok(None),
+        Some(_) => Err(not_an_expiry(op)),
+    }
+}
+
+fn not_an_expiry(op: Op) -> storestack::StoreError {
+    corrupt(op, "stored expiry is not a date or null")
 }
 
 /// The record of a document: its value, sharing the document's buffer
@@ -74,11 +86,7 @@ pub(crate) fn decode_record(op: Op, doc: RawDocumentBuf) -> Result<Record> {
             break;
         }
     }
-    let expires_at = match expiry {
-        Some(RawBsonRef::DateTime(at)) => Some(at.to_system_time()),
-        Some(RawBsonRef::Null) | None => None,
-        Some(_) => return Err(corrupt(op, "stored expiry is not a date or null")),
-    };
+    let expires_at = expiry_of(op, expiry)?;
     match value {
         Some(RawBsonRef::Binary(b)) => Ok(Record {
             value: all.slice_ref(b.bytes),
