@@ -195,3 +195,67 @@ mod tests {
         assert_eq!(breaker_state::gauge_value(breaker_state::HALF_OPEN), 2.0);
     }
 }
+
+/// For tests of the decorators that emit metrics when events happen
+/// (CircuitBreaker, Fallback): runs them under a debugging recorder and
+/// hands back what was recorded.
+#[cfg(all(test, feature = "metrics"))]
+pub(crate) mod capture {
+    use std::future::Future;
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    /// One recorded metric.
+    #[derive(Debug)]
+    pub(crate) struct Recorded {
+        pub(crate) name: String,
+        labels: Vec<(String, String)>,
+        pub(crate) value: DebugValue,
+    }
+
+    impl Recorded {
+        /// The value of label `name`; panics if the metric has none.
+        pub(crate) fn label(&self, name: &str) -> &str {
+            self.labels
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("{} has no label {name}", self.name))
+        }
+    }
+
+    /// Runs `ops` on a current-thread runtime (its clock paused if
+    /// `paused`) with a debugging recorder as this thread's recorder;
+    /// every metric recorded.
+    pub(crate) fn metrics<F>(paused: bool, ops: impl FnOnce() -> F) -> Vec<Recorded>
+    where
+        F: Future<Output = ()>,
+    {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        ::metrics::with_local_recorder(&recorder, || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(paused)
+                .build()
+                .unwrap()
+                .block_on(ops())
+        });
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                Recorded {
+                    name: key.name().to_owned(),
+                    labels: key
+                        .labels()
+                        .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                        .collect(),
+                    value,
+                }
+            })
+            .collect()
+    }
+}

@@ -346,41 +346,28 @@ async fn the_layer_gives_each_store_its_own_breaker() {
 #[cfg(feature = "metrics")]
 #[test]
 fn state_changes_are_metrics() {
-    use crate::observe::{self, breaker_state, label};
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use crate::observe::{self, breaker_state, capture, label};
+    use metrics_util::debugging::DebugValue;
 
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    ::metrics::with_local_recorder(&recorder, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let inner = Scripted::new();
-            let store = inner.clone().circuit_breaker(config(1));
-            inner.then([Step::Fail(ErrorKind::Unavailable)]);
-            let _ = store.get("k").await; // closed -> open
-            advance(6 * S).await;
-            store.get("k").await.unwrap(); // open -> half-open -> closed
-            store.handle().force_open(); // closed -> forced open
-        })
+    let recorded = capture::metrics(true, || async {
+        let inner = Scripted::new();
+        let store = inner.clone().circuit_breaker(config(1));
+        inner.then([Step::Fail(ErrorKind::Unavailable)]);
+        let _ = store.get("k").await; // closed -> open
+        advance(6 * S).await;
+        store.get("k").await.unwrap(); // open -> half-open -> closed
+        store.handle().force_open(); // closed -> forced open
     });
     let mut changes = Vec::new();
     let mut gauge = None;
-    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
-        let key = key.key();
-        let labels = |name: &str| {
-            key.labels()
-                .find(|l| l.key() == name)
-                .map(|l| l.value().to_owned())
-        };
-        assert_eq!(labels(label::STORE).as_deref(), Some("scripted"));
-        match (key.name(), value) {
-            (observe::BREAKER_STATE_CHANGES_TOTAL, DebugValue::Counter(n)) => {
-                changes.push((labels(label::FROM).unwrap(), labels(label::TO).unwrap(), n))
-            }
+    for m in recorded {
+        assert_eq!(m.label(label::STORE), "scripted");
+        match (m.name.as_str(), &m.value) {
+            (observe::BREAKER_STATE_CHANGES_TOTAL, DebugValue::Counter(n)) => changes.push((
+                m.label(label::FROM).to_owned(),
+                m.label(label::TO).to_owned(),
+                *n,
+            )),
             (observe::BREAKER_STATE, DebugValue::Gauge(v)) => gauge = Some(v.into_inner()),
             other => panic!("unexpected metric {other:?}"),
         }

@@ -761,43 +761,32 @@ async fn a_touch_decided_by_a_stale_side_does_not_lose_the_newer_write() {
 #[cfg(feature = "metrics")]
 #[test]
 fn operations_served_by_the_secondary_are_metrics() {
-    use crate::observe::{self, label};
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use crate::observe::{self, capture, label};
+    use metrics_util::debugging::DebugValue;
 
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    ::metrics::with_local_recorder(&recorder, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (p, s) = stores();
-            let f = fallback(&p, &s);
-            f.set("k", rec("v")).await.unwrap();
-            assert_eq!(value(&f, "k").await.as_deref(), Some("v"));
-            p.fail_with(ErrorKind::Timeout);
-            assert_eq!(value(&f, "k").await.as_deref(), Some("v"));
-            assert_eq!(value(&f, "k").await.as_deref(), Some("v"));
-            p.fail_with(ErrorKind::CircuitOpen);
-            f.set("k2", rec("w")).await.unwrap();
-        })
+    let recorded = capture::metrics(false, || async {
+        let (p, s) = stores();
+        let f = fallback(&p, &s);
+        f.set("k", rec("v")).await.unwrap();
+        assert_eq!(value(&f, "k").await.as_deref(), Some("v"));
+        p.fail_with(ErrorKind::Timeout);
+        assert_eq!(value(&f, "k").await.as_deref(), Some("v"));
+        assert_eq!(value(&f, "k").await.as_deref(), Some("v"));
+        p.fail_with(ErrorKind::CircuitOpen);
+        f.set("k2", rec("w")).await.unwrap();
     });
     let mut counted = Vec::new();
-    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
-        let key = key.key();
-        assert_eq!(key.name(), observe::FALLBACKS_TOTAL);
-        let labels = |name: &str| {
-            key.labels()
-                .find(|l| l.key() == name)
-                .map(|l| l.value().to_owned())
-                .unwrap()
-        };
-        assert_eq!(labels(label::STORE), "fallback(alpha, beta)");
-        let DebugValue::Counter(n) = value else {
+    for m in recorded {
+        assert_eq!(m.name, observe::FALLBACKS_TOTAL);
+        assert_eq!(m.label(label::STORE), "fallback(alpha, beta)");
+        let DebugValue::Counter(n) = m.value else {
             panic!("not a counter")
         };
-        counted.push((labels(label::OP), labels(label::REASON), n));
+        counted.push((
+            m.label(label::OP).to_owned(),
+            m.label(label::REASON).to_owned(),
+            n,
+        ));
     }
     counted.sort();
     assert_eq!(
