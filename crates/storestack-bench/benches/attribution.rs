@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use storestack::layers::fallback::JournalCheck;
 use storestack::{Codec, Fallback, FallbackConfig, Store, StoreExt};
 use storestack_bench::{
-    breaker, key, keyring, mongo, record, redis, session_value, DynStore, RawBoth, RawFred,
+    breaker, journal_key, key, keyring, mongo, record, redis, session_value, DynStore, Raw,
+    RawBoth, RawFred,
 };
 
 const KEYS: u64 = 1_000;
@@ -24,8 +25,7 @@ const ROUNDS: usize = 20;
 const PER_ROUND: u64 = 200;
 
 enum Step {
-    RawFred(RawFred),
-    RawBoth(RawBoth),
+    Raw(Raw),
     RawMongoAbsent(RawBoth),
     Store(DynStore),
     StoreAbsent(DynStore),
@@ -34,13 +34,11 @@ enum Step {
 impl Step {
     async fn get(&self, key: &str) {
         let found = match self {
-            Step::RawFred(r) => r.get(key).await.is_some(),
-            Step::RawBoth(r) => r.get(key).await.is_some(),
+            Step::Raw(r) => r.get(key).await.is_some(),
             Step::Store(s) => s.get(key).await.expect("get").is_some(),
             Step::RawMongoAbsent(r) => return r.find_absent(key).await,
             Step::StoreAbsent(s) => {
-                let journal = format!("__fallback:j:{key}");
-                return assert!(s.get(&journal).await.expect("get").is_none());
+                return assert!(s.get(&journal_key(key)).await.expect("get").is_none());
             }
         };
         assert!(found, "a preloaded key");
@@ -100,12 +98,17 @@ async fn run(url: String) {
     let raw_store = redis(&format!("ssa:{pid}:raw:")).await.expect("redis");
     steps.push((
         "raw fred GET".into(),
-        Step::RawFred(RawFred::connect(&raw_store).await.expect("redis")),
+        Step::Raw(Raw::Fred(
+            RawFred::connect(&raw_store).await.expect("redis"),
+        )),
     ));
     let (r, m) = sides("both".into()).await;
     steps.push((
         "raw fred GET || raw mongo find_one".into(),
-        Step::RawBoth(RawBoth::new(RawFred::connect(&r).await.expect("redis"), m)),
+        Step::Raw(Raw::Both(RawBoth::new(
+            RawFred::connect(&r).await.expect("redis"),
+            m,
+        ))),
     ));
     steps.push(("RedisStore".into(), Step::Store(Arc::new(r))));
     let (r, m) = sides("mongo".into()).await;
@@ -154,8 +157,7 @@ async fn run(url: String) {
     for (_, step) in &steps {
         for i in 0..KEYS {
             match step {
-                Step::RawFred(r) => r.set(&key(i), value.clone()).await,
-                Step::RawBoth(r) => r.set(&key(i), value.clone()).await,
+                Step::Raw(r) => r.set(&key(i), value.clone()).await,
                 Step::RawMongoAbsent(_) | Step::StoreAbsent(_) => {}
                 Step::Store(s) => s.set(&key(i), record(&value)).await.expect("set"),
             }

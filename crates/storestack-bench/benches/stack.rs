@@ -44,7 +44,8 @@ use storestack::bytes::Bytes;
 use storestack::layers::fallback::JournalCheck;
 use storestack::Store;
 use storestack_bench::{
-    full_stack, key, mongo, record, redis, session_value, CacheMode, DynStore, RawBoth, RawFred,
+    full_stack, key, mongo, record, redis, session_value, CacheMode, DynStore, Raw, RawBoth,
+    RawFred,
 };
 
 /// Preloaded keys that get and set address, round robin.
@@ -71,8 +72,7 @@ impl Op {
 
 #[derive(Clone)]
 enum Subject {
-    Raw(RawFred),
-    Both(RawBoth),
+    Raw(Raw),
     Store(DynStore),
 }
 
@@ -84,11 +84,6 @@ impl Subject {
             }
             (Subject::Raw(raw), Op::Set) => raw.set(key, value.clone()).await,
             (Subject::Raw(raw), Op::Create) => assert!(raw.create(key, value.clone()).await),
-            (Subject::Both(raw), Op::Get) => {
-                assert!(raw.get(key).await.is_some(), "a preloaded key")
-            }
-            (Subject::Both(raw), Op::Set) => raw.set(key, value.clone()).await,
-            (Subject::Both(raw), Op::Create) => assert!(raw.create(key, value.clone()).await),
             (Subject::Store(s), Op::Get) => {
                 assert!(s.get(key).await.expect("get").is_some(), "a preloaded key")
             }
@@ -102,7 +97,6 @@ impl Subject {
     async fn delete_all(&self, keys: Vec<String>) {
         match self {
             Subject::Raw(raw) => raw.delete_many(&keys).await,
-            Subject::Both(raw) => raw.delete_many(&keys).await,
             Subject::Store(s) => {
                 stream::iter(keys)
                     .for_each_concurrent(64, |k| async move {
@@ -148,8 +142,8 @@ fn main() {
             }
         };
         vec![
-            ("raw-fred", Subject::Raw(raw)),
-            ("raw-both", Subject::Both(both)),
+            ("raw-fred", Subject::Raw(Raw::Fred(raw))),
+            ("raw-both", Subject::Raw(Raw::Both(both))),
             ("redis-store", Subject::Store(Arc::new(store))),
             (
                 "stack-miss",

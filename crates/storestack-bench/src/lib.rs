@@ -282,7 +282,7 @@ impl RawBoth {
     /// The Mongo point read alone: `find_one` by the `_id` of `key`'s
     /// journal entry, which is absent.
     pub async fn find_absent(&self, key: &str) {
-        let absent = doc! { "_id": format!("__fallback:j:{key}") };
+        let absent = doc! { "_id": journal_key(key) };
         let found = self.mongo.find_one(absent).await.expect("find_one");
         assert!(found.is_none());
     }
@@ -318,6 +318,56 @@ impl RawBoth {
                 .delete_many(doc! { "_id": { "$in": chunk } })
                 .await
                 .expect("delete_many");
+        }
+    }
+}
+
+/// The key of `key`'s journal entry under the default fallback
+/// configuration: what a healthy `JournalCheck::PerRead` get reads, and
+/// finds absent, on the secondary.
+pub fn journal_key(key: &str) -> String {
+    format!("__fallback:j:{key}")
+}
+
+/// A baseline of raw client calls, either of the two.
+#[derive(Debug, Clone)]
+pub enum Raw {
+    /// Redis alone.
+    Fred(RawFred),
+    /// Redis and MongoDB, as the stack's two stores.
+    Both(RawBoth),
+}
+
+impl Raw {
+    /// The value of a key.
+    pub async fn get(&self, key: &str) -> Option<Bytes> {
+        match self {
+            Raw::Fred(r) => r.get(key).await,
+            Raw::Both(r) => r.get(key).await,
+        }
+    }
+
+    /// Writes a value.
+    pub async fn set(&self, key: &str, value: Bytes) {
+        match self {
+            Raw::Fred(r) => r.set(key, value).await,
+            Raw::Both(r) => r.set(key, value).await,
+        }
+    }
+
+    /// Inserts a value if absent: whether it inserted.
+    pub async fn create(&self, key: &str, value: Bytes) -> bool {
+        match self {
+            Raw::Fred(r) => r.create(key, value).await,
+            Raw::Both(r) => r.create(key, value).await,
+        }
+    }
+
+    /// Deletes `keys`.
+    pub async fn delete_many(&self, keys: &[String]) {
+        match self {
+            Raw::Fred(r) => r.delete_many(keys).await,
+            Raw::Both(r) => r.delete_many(keys).await,
         }
     }
 }
