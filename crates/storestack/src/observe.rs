@@ -29,6 +29,8 @@
 //! | `storestack_cache_publish_failures_total` | counter | `store` | invalidations that could not be published |
 //! | `storestack_breaker_state_changes_total` | counter | `store`, `from`, `to` | circuit breaker transitions |
 //! | `storestack_breaker_state` | gauge | `store` | current breaker state: 0 closed (or forced closed), 1 open (or forced open), 2 half-open |
+//! | `storestack_fallback_resyncing` | gauge | `side` | 1 while a Fallback's side that lost its data (came back empty or from an old backup) is being made whole from the other side, else 0 |
+//! | `storestack_fallback_resync_keys_total` | counter | `side` | keys a Fallback's whole-side resync compared |
 //! | `storestack_fallbacks_total` | counter | `store`, `op`, `reason` | operations a Fallback served from its secondary alone because the primary failed (`reason`: the primary's error kind): reads that failed over, writes that went to the secondary alone |
 //!
 //! Label values:
@@ -40,6 +42,7 @@
 //! | `from`, `to` | `closed`, `open`, `half_open`, `forced_open`, `forced_closed` |
 //! | `reason` | an [`ErrorKind::as_str`](crate::ErrorKind::as_str) |
 //! | `scope` | `key`, `all` |
+//! | `side` | `primary`, `secondary` |
 
 use crate::error::ErrorKind;
 
@@ -68,10 +71,18 @@ pub const BREAKER_STATE: &str = "storestack_breaker_state";
 /// Counter: operations served by a Fallback's secondary, by `store`, `op`, `reason`.
 pub const FALLBACKS_TOTAL: &str = "storestack_fallbacks_total";
 
+/// Gauge: 1 while a Fallback's side is being resynced (it lost data), by
+/// `side`.
+pub const FALLBACK_RESYNCING: &str = "storestack_fallback_resyncing";
+/// Counter: keys a Fallback's whole-side resync compared, by `side`.
+pub const FALLBACK_RESYNC_KEYS_TOTAL: &str = "storestack_fallback_resync_keys_total";
+
 /// Label names.
 pub mod label {
     /// The decorator's configured name.
     pub const STORE: &str = "store";
+    /// A Fallback's side: `primary` or `secondary`.
+    pub const SIDE: &str = "side";
     /// The operation ([`Op::as_str`](crate::Op::as_str)).
     pub const OP: &str = "op";
     /// How the operation ended (see [`outcome`](super::outcome)).

@@ -45,8 +45,13 @@ pub struct FallbackConfig {
     /// secondary), so that two processes do not repair one key at once.
     /// Must exceed `settle` plus a few round trips. Default 30 s.
     pub lease: Duration,
-    /// Keys repaired per pass. Default 256.
+    /// Keys repaired per pass, and keys per page of a whole-side resync.
+    /// Default 256.
     pub repair_batch: usize,
+    /// The most keys a whole-side resync compares per second (see
+    /// [`ResyncStatus`](super::ResyncStatus)), so that making a side whole
+    /// does not starve the traffic it serves. Default 2000.
+    pub resync_rate: u32,
     /// The reserved key prefix of the journal, the leases and the dirty
     /// markers. User keys may not start with it, and `scan`, `len` and
     /// `clear` hide it. Two fallbacks sharing a store need distinct
@@ -72,6 +77,7 @@ impl Default for FallbackConfig {
             settle: Duration::from_secs(2),
             lease: Duration::from_secs(30),
             repair_batch: 256,
+            resync_rate: 2000,
             prefix: super::journal::DEFAULT_PREFIX.to_owned(),
             background: true,
             clock: clock::system(),
@@ -87,6 +93,7 @@ impl fmt::Debug for FallbackConfig {
             .field("settle", &self.settle)
             .field("lease", &self.lease)
             .field("repair_batch", &self.repair_batch)
+            .field("resync_rate", &self.resync_rate)
             .field("prefix", &self.prefix)
             .field("background", &self.background)
             .field("clock", &self.clock)
@@ -122,6 +129,12 @@ impl FallbackConfig {
     /// Sets the keys repaired per pass.
     pub fn repair_batch(mut self, n: usize) -> Self {
         self.repair_batch = n.max(1);
+        self
+    }
+
+    /// Sets the most keys a whole-side resync compares per second.
+    pub fn resync_rate(mut self, keys_per_second: u32) -> Self {
+        self.resync_rate = keys_per_second.max(1);
         self
     }
 

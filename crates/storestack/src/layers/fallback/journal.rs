@@ -251,6 +251,15 @@ pub(crate) struct Names {
     journal: String,
     lease: String,
     pub(crate) marker: String,
+    /// A side's identity: its generation in the value, its heartbeat in
+    /// the expiry (see the resync module).
+    pub(crate) id: String,
+    /// The other side's identity as last verified.
+    pub(crate) peer: String,
+    /// On the healthy side: the resync of the other side in progress.
+    pub(crate) resync: String,
+    /// The lease of the resync runner.
+    pub(crate) resync_lease: String,
 }
 
 impl Names {
@@ -266,6 +275,10 @@ impl Names {
             journal: format!("{prefix}j:"),
             lease: format!("{prefix}l:"),
             marker: format!("{prefix}dirty"),
+            id: format!("{prefix}id"),
+            peer: format!("{prefix}peer"),
+            resync: format!("{prefix}resync"),
+            resync_lease: format!("{prefix}resync-lease"),
         }
     }
 

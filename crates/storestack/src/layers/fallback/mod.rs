@@ -236,6 +236,7 @@ mod layer;
 mod ops;
 mod read;
 mod repair;
+mod resync;
 mod status;
 mod whole;
 mod write;
@@ -250,6 +251,7 @@ use tokio::sync::Notify;
 pub use config::{FallbackConfig, JournalCheck};
 pub use journal::Side;
 pub use layer::FallbackLayer;
+pub use resync::ResyncStatus;
 pub use status::{FallbackHandle, FallbackStatus, RepairReport, SideStatus};
 
 use crate::error::Result;
@@ -273,6 +275,7 @@ pub(crate) struct Shared<P, S> {
     locks: Stripes,
     health: Health,
     stamps: Stamps,
+    resyncs: resync::Resyncs,
     wake: Arc<Notify>,
 }
 
@@ -320,6 +323,7 @@ impl<P: Store, S: Store> Fallback<P, S> {
             locks: Stripes::new(STRIPES),
             health: Health::default(),
             stamps: Stamps::default(),
+            resyncs: resync::Resyncs::default(),
             wake: Arc::new(Notify::new()),
             cfg: config,
         });

@@ -129,11 +129,32 @@ impl<P: Store, S: Store> Shared<P, S> {
         let _ = (op, reason);
     }
 
+    /// `side` answered as if it had lost data: check both sides'
+    /// identities now rather than at the next poll.
+    pub(crate) fn suspect(&self, side: Side) {
+        let _ = side;
+        self.wake.notify_one();
+    }
+
+    /// The side that decides for every key while the other resyncs.
+    pub(crate) fn resync_authority(&self) -> Option<Side> {
+        if self.resyncs.active(Side::Primary) {
+            Some(Side::Secondary)
+        } else if self.resyncs.active(Side::Secondary) {
+            Some(Side::Primary)
+        } else {
+            None
+        }
+    }
+
     /// Records a success on `side` (the hot-path half of
     /// [`observe`](Self::observe)).
     #[inline]
     pub(crate) fn observe_ok(&self, side: Side) {
         if self.health.ok(side, || self.store(side).name()) {
+            // Back from an outage: it may have come back empty or from an
+            // old backup; distrust it until the background task checked it.
+            self.resyncs.suspect(side);
             self.wake.notify_one();
         }
     }

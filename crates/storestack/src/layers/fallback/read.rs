@@ -25,6 +25,9 @@ impl<P: Store, S: Store> Shared<P, S> {
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Record>> {
         // The side stores check the rest of the key rules.
         self.check_reserved(Op::Get, key)?;
+        if self.resyncs.active(Side::Primary) || self.health.is_down(Side::Primary) {
+            return Box::pin(self.get_resyncing_primary(key)).await;
+        }
         let epoch = self.mirror.epoch();
         // The hot paths first; the rare cases are boxed, to keep this future
         // small.
@@ -36,10 +39,10 @@ impl<P: Store, S: Store> Shared<P, S> {
                 let jkey = self.names.journal_key(key);
                 let (p, j) = tokio::join!(self.primary.get(key), self.secondary.get(&jkey));
                 match (p, j) {
-                    (Ok(v), Ok(None)) => {
+                    (Ok(Some(v)), Ok(None)) => {
                         self.observe_ok(Side::Primary);
                         self.observe_ok(Side::Secondary);
-                        Ok(v)
+                        Ok(Some(v))
                     }
                     (p, j) => {
                         let rest = self.after_checked(key, epoch, known, p, j);
@@ -48,9 +51,9 @@ impl<P: Store, S: Store> Shared<P, S> {
                 }
             }
             JournalCheck::Poll if self.mirror.is_empty() => match self.primary.get(key).await {
-                Ok(v) => {
+                Ok(Some(v)) => {
                     self.observe_ok(Side::Primary);
-                    Ok(v)
+                    Ok(Some(v))
                 }
                 p => {
                     self.observe(Side::Primary, &p);
@@ -178,9 +181,10 @@ impl<P: Store, S: Store> Shared<P, S> {
     }
 
     /// The primary's answer, or the secondary's when the primary failed
-    /// with a transient error.
+    /// with a transient error or has no record (see [`read_through`](Self::read_through)).
     async fn finish_get(&self, key: &str, p: Result<Option<Record>>) -> Result<Option<Record>> {
         match p {
+            Ok(None) => Box::pin(self.read_through(key)).await,
             Err(pe) if pe.is_transient() => {
                 bump(&self.health.failover_reads);
                 match self.get_on(Side::Secondary, key).await {
@@ -194,6 +198,67 @@ impl<P: Store, S: Store> Shared<P, S> {
                 }
             }
             r => r,
+        }
+    }
+
+    /// The primary has no live record of `key` and nothing journaled says
+    /// the secondary is stale for it: a primary that lost its data (it
+    /// restarted empty, or came back from an old backup) answers absent
+    /// for records the secondary still holds, so the secondary is asked.
+    /// Its record is served unless the primary's journal entry says the
+    /// primary holds the key's newest write (a delete the secondary missed).
+    /// A secondary that cannot answer leaves the primary's answer.
+    async fn read_through(&self, key: &str) -> Result<Option<Record>> {
+        if self.resyncs.active(Side::Secondary) {
+            // The secondary is being made whole: its copy may be one that
+            // was deleted since.
+            return Ok(None);
+        }
+        let (s, pe) = tokio::join!(
+            self.get_on(Side::Secondary, key),
+            self.read_entry(Side::Primary, key)
+        );
+        match (s, pe) {
+            (Ok(Some(record)), Ok(None)) => {
+                bump(&self.health.read_through);
+                self.suspect(Side::Primary);
+                Ok(Some(record))
+            }
+            (Ok(Some(_)), Ok(Some(entry))) => {
+                // The primary holds the newest write of the key: its absence
+                // is a delete the secondary missed.
+                self.stamps.witness(entry);
+                self.mirror.learn(key, Side::Primary, entry);
+                self.wake.notify_one();
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A read while the primary is being resynced: its copy may be stale
+    /// or missing, so the secondary serves (unless this process journaled
+    /// the key's newest write on the primary since).
+    async fn get_resyncing_primary(&self, key: &str) -> Result<Option<Record>> {
+        if self.mirror.get(key).and_then(|p| p.authority()) == Some(Side::Primary) {
+            return self.get_from_authority(Side::Primary, key).await;
+        }
+        if self.resyncs.active(Side::Primary) {
+            return self.get_from_authority(Side::Secondary, key).await;
+        }
+        // The primary is only marked unreachable: the secondary serves, and
+        // the primary is tried again if the secondary fails too.
+        match self.get_on(Side::Secondary, key).await {
+            Err(se) if se.is_transient() => match self.get_on(Side::Primary, key).await {
+                Err(pe) if pe.is_transient() => {
+                    Err(self.both_failed(Op::Get, (Side::Primary, pe), (Side::Secondary, se)))
+                }
+                r => r,
+            },
+            r => {
+                bump(&self.health.failover_reads);
+                r
+            }
         }
     }
 }

@@ -352,6 +352,10 @@ impl<P: Store, S: Store> Control for Shared<P, S> {
             repaired: load(&h.repaired),
             repair_failures: load(&h.repair_failures),
             failover_reads: load(&h.failover_reads),
+            read_through: load(&h.read_through),
+            resync: self.resyncs.status(),
+            resyncs_detected: load(&self.resyncs.detected),
+            resyncs_completed: load(&self.resyncs.completed),
             degraded_writes: load(&h.degraded_writes),
             refused: load(&h.refused),
             both_failed: load(&h.both_failed),
@@ -361,6 +365,9 @@ impl<P: Store, S: Store> Control for Shared<P, S> {
     async fn repair_now(&self) -> RepairReport {
         // Sides may be down: repair what is known.
         let _ = self.refresh_all().await;
+        // A side that lost its data is made whole first (resumed by the
+        // next call if it takes longer than half a lease).
+        let _ = self.check_sides().await;
         let mut total = RepairReport::default();
         for _ in 0..MAX_PASSES {
             if self.mirror.is_empty() {
@@ -406,6 +413,7 @@ async fn background<P: Store, S: Store>(
             return;
         };
         let mut failed = shared.poll().await.is_err();
+        failed |= shared.check_sides().await.is_err();
         if !shared.mirror.is_empty() {
             failed |= shared.repair_pass().await.failed > 0;
         }

@@ -51,6 +51,17 @@ pub struct FallbackStatus {
     pub repair_failures: u64,
     /// Reads served by the secondary because the primary failed.
     pub failover_reads: u64,
+    /// Reads the primary answered absent and the secondary served, because
+    /// nothing journaled said the secondary was stale: the primary had lost
+    /// the record (it restarted empty or from an old backup).
+    pub read_through: u64,
+    /// The whole-side resync in progress, if any: a side came back empty or
+    /// with old data and is being made whole from the other.
+    pub resync: Option<super::ResyncStatus>,
+    /// Sides this process found to have lost data (resyncs it started).
+    pub resyncs_detected: u64,
+    /// Resyncs this process completed.
+    pub resyncs_completed: u64,
     /// Writes that reached one side only and were journaled.
     pub degraded_writes: u64,
     /// Operations refused because the only up-to-date copy of the key was
@@ -61,9 +72,13 @@ pub struct FallbackStatus {
 }
 
 impl FallbackStatus {
-    /// Whether a side is unreachable or keys await repair.
+    /// Whether a side is unreachable, keys await repair, or a side is being
+    /// resynced.
     pub fn is_degraded(&self) -> bool {
-        !self.primary.reachable || !self.secondary.reachable || self.journaled_keys > 0
+        !self.primary.reachable
+            || !self.secondary.reachable
+            || self.journaled_keys > 0
+            || self.resync.is_some()
     }
 
     /// The status of `side`.
@@ -114,6 +129,7 @@ pub(crate) struct Health {
     pub(crate) repaired: AtomicU64,
     pub(crate) repair_failures: AtomicU64,
     pub(crate) failover_reads: AtomicU64,
+    pub(crate) read_through: AtomicU64,
     pub(crate) degraded_writes: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) both_failed: AtomicU64,
@@ -139,6 +155,12 @@ impl Health {
             return true;
         }
         false
+    }
+
+    /// Whether `side` is marked unreachable.
+    #[inline]
+    pub(crate) fn is_down(&self, side: Side) -> bool {
+        self.sides[side.index()].down.load(Ordering::Relaxed)
     }
 
     /// Records a transient failure on `side`.

@@ -21,16 +21,15 @@ impl<P: Store, S: Store> Shared<P, S> {
         limit: usize,
     ) -> Result<ScanPage> {
         let Some(token) = cursor.token() else {
-            return match self
-                .scan_side(Side::Primary, prefix, cursor.clone(), limit)
-                .await
-            {
+            // A side being resynced is incomplete: start on the other.
+            let first = self.whole_first();
+            return match self.scan_side(first, prefix, cursor.clone(), limit).await {
                 Err(pe) if pe.is_transient() => {
-                    match self.scan_side(Side::Secondary, prefix, cursor, limit).await {
+                    match self.scan_side(first.other(), prefix, cursor, limit).await {
                         Err(se) if se.is_transient() => Err(self.both_failed(
                             Op::Scan,
-                            (Side::Primary, pe),
-                            (Side::Secondary, se),
+                            (first, pe),
+                            (first.other(), se),
                         )),
                         r => r,
                     }
@@ -77,11 +76,22 @@ impl<P: Store, S: Store> Shared<P, S> {
         Ok(page)
     }
 
+    /// The side `scan` and `len` read first: the primary, unless it is
+    /// being resynced.
+    fn whole_first(&self) -> Side {
+        if self.resyncs.active(Side::Primary) {
+            Side::Secondary
+        } else {
+            Side::Primary
+        }
+    }
+
     pub(crate) async fn len(&self) -> Result<u64> {
-        match self.side_len(Side::Primary).await {
-            Err(pe) if pe.is_transient() => match self.side_len(Side::Secondary).await {
+        let first = self.whole_first();
+        match self.side_len(first).await {
+            Err(pe) if pe.is_transient() => match self.side_len(first.other()).await {
                 Err(se) if se.is_transient() => {
-                    Err(self.both_failed(Op::Len, (Side::Primary, pe), (Side::Secondary, se)))
+                    Err(self.both_failed(Op::Len, (first, pe), (first.other(), se)))
                 }
                 r => r,
             },

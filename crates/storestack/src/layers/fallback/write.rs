@@ -26,7 +26,7 @@ impl<P: Store, S: Store> Shared<P, S> {
         // process repaired or journaled it): refresh it from the stores.
         let known = match self.mirror.get(key) {
             Some(_) => Box::pin(self.authority(key)).await,
-            None => None,
+            None => self.resync_authority(),
         };
         match &m {
             Mutation::Create(record) => Box::pin(self.create(key, &m, record, known)).await,
@@ -93,14 +93,28 @@ impl<P: Store, S: Store> Shared<P, S> {
             Some(Side::Secondary) => Ok(sr),
             Some(Side::Primary) => Ok(pr),
             None => {
-                // Nothing journaled explains it (a write of another process
-                // in flight, or one that failed half-way): the primary is the
-                // reference; make sure the secondary converges to it.
-                // Best effort: the operation itself succeeded on both sides.
-                if matches!(m, Mutation::Touch(_)) {
-                    let _ = self.journal_after(Side::Primary, key, Claim::Weak).await;
+                // Nothing journaled explains it: one side lost the record
+                // (it restarted empty or from an old backup), or a write of
+                // another process is in flight. A live record is never
+                // dropped on a guess: a delete removed it from both sides
+                // (it was there); a touch made it live on one side, so it
+                // is copied to the side that had lost it.
+                match m {
+                    Mutation::Touch(_) => {
+                        // The side that had it holds the newest record: journal
+                        // it, so that reads follow it and repair copies it
+                        // (copying here could race a delete of another process).
+                        let (from, to) = if pr {
+                            (Side::Primary, Side::Secondary)
+                        } else {
+                            (Side::Secondary, Side::Primary)
+                        };
+                        self.suspect(to);
+                        let _ = self.journal_after(from, key, Claim::Weak).await;
+                        Ok(true)
+                    }
+                    _ => Ok(pr || sr),
                 }
-                Ok(pr)
             }
         }
     }
@@ -117,64 +131,60 @@ impl<P: Store, S: Store> Shared<P, S> {
         if let Some(side) = known {
             return self.create_on(side, key, m, record).await;
         }
-        // The secondary may hold the key's newest write (the primary missed
-        // it): then the secondary decides, before anything is written to the
-        // primary. One read, where the other writes need none: creates are
-        // rare (one per session). An unreadable secondary cannot have taken
-        // writes the primary missed since it failed.
-        if let Ok(Some(_)) = self.read_entry(Side::Secondary, key).await {
+        // Either side may hold the key's newest write (the other missed
+        // it): then that side decides. Two point reads, concurrent, where
+        // the other writes need none: creates are rare (one per session).
+        // An unreadable side cannot have taken writes the other missed
+        // since it failed.
+        let (pe, se) = tokio::join!(
+            self.read_entry(Side::Primary, key),
+            self.read_entry(Side::Secondary, key)
+        );
+        if matches!(pe, Ok(Some(_))) || matches!(se, Ok(Some(_))) {
             if let Some(side) = self.authority(key).await {
                 return self.create_on(side, key, m, record).await;
             }
         }
-        match self.apply(Side::Primary, key, m).await {
-            Ok(true) => {}
-            Ok(false) => return Ok(false),
-            Err(pe) if pe.is_transient() => {
-                return Box::pin(self.degraded(Side::Secondary, key, m, pe)).await;
-            }
-            Err(pe) => return Err(pe),
-        }
+        // Nothing journaled: both sides should agree. The secondary is asked
+        // first, so that a record only the secondary holds (the primary
+        // restarted empty, or another process's delete is half done) makes
+        // the create answer `false` with nothing written anywhere.
         match self.apply(Side::Secondary, key, m).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.suspect(Side::Primary);
+                return Ok(false);
+            }
+            Err(se) if se.is_transient() => {
+                return Box::pin(self.degraded(Side::Primary, key, m, se)).await;
+            }
+            Err(se) => return Err(se),
+        }
+        match self.apply(Side::Primary, key, m).await {
             Ok(true) => Ok(true),
             Ok(false) => {
-                // The secondary holds a live record the primary did not.
-                if self.authority(key).await == Some(Side::Secondary) {
-                    // The primary was stale (journaled by another process
-                    // since the check above): the key exists. Take back the
-                    // record just created on the primary by copying the
-                    // secondary's over it (repair would, later).
-                    if let Ok(newest) = self.get_on(Side::Secondary, key).await {
-                        let _ = self.put(Side::Primary, key, newest).await;
-                    }
-                    return Ok(false);
-                }
-                // A leftover on the secondary (or a concurrent write of
-                // another process): the primary decided; align the secondary
-                // with it, or journal it as stale.
-                match self.put(Side::Secondary, key, Some(record.clone())).await {
-                    Ok(()) => Ok(true),
-                    Err(se) => match self.journal_after(Side::Primary, key, Claim::Weak).await {
-                        Ok(()) => Ok(true),
-                        Err(je) if se.is_transient() => Err(self.both_failed(
-                            Op::Create,
-                            (Side::Secondary, se),
-                            (Side::Primary, je),
-                        )),
-                        Err(_) => Err(se),
-                    },
-                }
+                // The primary holds a live record the secondary did not (the
+                // secondary lost it, or a write of another process is half
+                // done): the key exists. The record just created on the
+                // secondary is journaled as stale there, so it is never
+                // served and repair replaces it with the primary's.
+                self.suspect(Side::Secondary);
+                let _ = self.journal_after(Side::Primary, key, Claim::Weak).await;
+                Ok(false)
             }
-            Err(se) => {
-                let journaled = self.journal_after(Side::Primary, key, Claim::Weak).await;
+            Err(pe) => {
+                let journaled = self.journal_after(Side::Secondary, key, Claim::Weak).await;
                 match journaled {
-                    Err(je) if se.is_transient() => Err(self.both_failed(
+                    Err(je) if pe.is_transient() => Err(self.both_failed(
                         Op::Create,
-                        (Side::Secondary, se),
-                        (Side::Primary, je),
+                        (Side::Primary, pe),
+                        (Side::Secondary, je),
                     )),
-                    _ if se.is_transient() => Ok(true),
-                    _ => Err(se),
+                    _ if pe.is_transient() => {
+                        self.served_by_secondary(Op::Create, pe.kind());
+                        Ok(true)
+                    }
+                    _ => Err(pe),
                 }
             }
         }
@@ -214,7 +224,7 @@ impl<P: Store, S: Store> Shared<P, S> {
         let down = up.other();
         let op = m.op();
         let pair = self.mirror.get(key).unwrap_or_default();
-        if pair.authority() == Some(down) && !m.blind() {
+        if (pair.authority() == Some(down) || self.resyncs.active(up)) && !m.blind() {
             // `up` is stale for this key; its answer would be wrong.
             return Err(self.newest_unreachable(op, down, first));
         }
