@@ -25,7 +25,7 @@ impl<P: Store, S: Store> Shared<P, S> {
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Record>> {
         // The side stores check the rest of the key rules.
         self.check_reserved(Op::Get, key)?;
-        if self.resyncs.active(Side::Primary) || self.health.is_down(Side::Primary) {
+        if self.resyncs.active(Side::Primary) {
             return Box::pin(self.get_resyncing_primary(key)).await;
         }
         let epoch = self.mirror.epoch();
@@ -243,22 +243,6 @@ impl<P: Store, S: Store> Shared<P, S> {
         if self.mirror.get(key).and_then(|p| p.authority()) == Some(Side::Primary) {
             return self.get_from_authority(Side::Primary, key).await;
         }
-        if self.resyncs.active(Side::Primary) {
-            return self.get_from_authority(Side::Secondary, key).await;
-        }
-        // The primary is only marked unreachable: the secondary serves, and
-        // the primary is tried again if the secondary fails too.
-        match self.get_on(Side::Secondary, key).await {
-            Err(se) if se.is_transient() => match self.get_on(Side::Primary, key).await {
-                Err(pe) if pe.is_transient() => {
-                    Err(self.both_failed(Op::Get, (Side::Primary, pe), (Side::Secondary, se)))
-                }
-                r => r,
-            },
-            r => {
-                bump(&self.health.failover_reads);
-                r
-            }
-        }
+        self.get_from_authority(Side::Secondary, key).await
     }
 }

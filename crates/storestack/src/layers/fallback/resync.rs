@@ -146,7 +146,10 @@ impl Cursor {
         let Ok(text) = std::str::from_utf8(raw) else {
             return start;
         };
-        let Some(rest) = text.strip_prefix(RESYNC_TAG).and_then(|r| r.strip_prefix(' ')) else {
+        let Some(rest) = text
+            .strip_prefix(RESYNC_TAG)
+            .and_then(|r| r.strip_prefix(' '))
+        else {
             return start;
         };
         let (phase, position) = match rest.split_once(' ') {
@@ -198,7 +201,10 @@ impl Resyncs {
         let was = self.active[side.index()].swap(on, Ordering::AcqRel);
         if was != on {
             if on {
-                tracing::warn!(side = side.as_str(), "fallback: side lost data; resyncing it");
+                tracing::warn!(
+                    side = side.as_str(),
+                    "fallback: side lost data; resyncing it"
+                );
             } else {
                 tracing::info!(side = side.as_str(), "fallback: side resynced");
                 *self.progress.lock() = None;
@@ -233,7 +239,11 @@ impl<P: Store, S: Store> Shared<P, S> {
     }
 
     async fn read_ident(&self, side: Side, key: &str) -> Result<Option<Ident>> {
-        Ok(self.get_on(side, key).await?.as_ref().and_then(Ident::decode))
+        Ok(self
+            .get_on(side, key)
+            .await?
+            .as_ref()
+            .and_then(Ident::decode))
     }
 
     /// The background check of both sides' identities (see the module
@@ -269,7 +279,10 @@ impl<P: Store, S: Store> Shared<P, S> {
             (None, None) => {
                 // A new pair: give the side its identity.
                 let fresh = Ident::fresh(now);
-                let created = self.on_side(lost, self.store(lost).create(&self.names.id, fresh.record()));
+                let created = self.on_side(
+                    lost,
+                    self.store(lost).create(&self.names.id, fresh.record()),
+                );
                 if created.await? {
                     self.put(healthy, &self.names.peer, Some(fresh.record()))
                         .await?;
@@ -364,7 +377,10 @@ impl<P: Store, S: Store> Shared<P, S> {
         }
         let out = self.resync_pages(lost, &mut cursor, &token).await;
         let _ = self
-            .on_side(healthy, self.store(healthy).delete(&self.names.resync_lease))
+            .on_side(
+                healthy,
+                self.store(healthy).delete(&self.names.resync_lease),
+            )
             .await;
         if out? {
             // Done: the healthy side vouches for the lost side's new

@@ -26,11 +26,9 @@ impl<P: Store, S: Store> Shared<P, S> {
             return match self.scan_side(first, prefix, cursor.clone(), limit).await {
                 Err(pe) if pe.is_transient() => {
                     match self.scan_side(first.other(), prefix, cursor, limit).await {
-                        Err(se) if se.is_transient() => Err(self.both_failed(
-                            Op::Scan,
-                            (first, pe),
-                            (first.other(), se),
-                        )),
+                        Err(se) if se.is_transient() => {
+                            Err(self.both_failed(Op::Scan, (first, pe), (first.other(), se)))
+                        }
                         r => r,
                     }
                 }
