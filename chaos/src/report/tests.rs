@@ -11,7 +11,14 @@ async fn short_suite() -> SuiteReport {
     let scenarios = [
         builtin::baseline(),
         builtin::store_down(),
-        builtin::primary_restarts_empty(),
+        // A scenario whose stated limit shows: the canary that drops writes,
+        // its lost writes declared a limit.
+        builtin::canary_dropped_writes().invariants(crate::invariants::Invariants(vec![
+            crate::invariants::Expect::limit(
+                crate::invariants::Expect::NoLostWrites,
+                "this test's stated limit",
+            ),
+        ])),
         builtin::baseline().requires(crate::scenario::Requirement::MongoDbUrl),
     ];
     let results = runner.run_all(&scenarios, |_, _| {}, |_| {}).await.unwrap();
@@ -38,7 +45,7 @@ async fn json_round_trips_and_files_are_written() {
         vec![
             out.join("baseline.svg"),
             out.join("store-down.svg"),
-            out.join("primary-restarts-empty.svg")
+            out.join("canary-dropped-writes.svg")
         ]
     );
     let svg = std::fs::read_to_string(out.join("store-down.svg")).unwrap();
@@ -49,9 +56,9 @@ async fn json_round_trips_and_files_are_written() {
     assert!(svg.contains("store-down - PASS - "));
     assert!(svg.contains("stack: fault(memory); seed "));
     assert!(svg.contains("faults (red lines): "));
-    let limit = std::fs::read_to_string(out.join("primary-restarts-empty.svg")).unwrap();
-    assert!(limit.contains("primary-restarts-empty - LIMIT - "));
-    assert!(limit.contains("stack: fallback("));
+    let limit = std::fs::read_to_string(out.join("canary-dropped-writes.svg")).unwrap();
+    assert!(limit.contains("canary-dropped-writes - LIMIT - "));
+    assert!(limit.contains("stack: "));
     assert!(svg.contains("fault window"));
     assert!(std::fs::read_to_string(&written.table)
         .unwrap()
@@ -67,7 +74,7 @@ async fn table_shows_every_scenario_and_the_seed() {
     assert!(lines[0].contains("during p50/p99/max ms"));
     assert!(lines[2].starts_with("baseline ") && lines[2].contains("PASS"));
     assert!(lines[3].starts_with("store-down ") && lines[3].contains("PASS"));
-    assert!(lines[4].starts_with("primary-restarts-empty ") && lines[4].contains("LIMIT"));
+    assert!(lines[4].starts_with("canary-dropped-writes ") && lines[4].contains("LIMIT"));
     assert!(lines[5].starts_with("baseline ") && lines[5].contains("SKIP"));
     assert!(table.contains("skipped: needs --mongodb URL"));
     assert!(table.contains("store down; "));

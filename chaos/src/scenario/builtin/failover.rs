@@ -2,10 +2,11 @@
 //! behind `Fallback(CircuitBreaker(Timeout(primary)), CircuitBreaker(Timeout(secondary)))`.
 //! The fault runs from a third to two thirds of the run.
 
+use storestack::layers::fallback::Side;
 use storestack::layers::fault::{Flapping, OutageMode};
-use storestack::Store;
+use storestack::{MemoryStore, Record, ScanCursor, Store};
 
-use super::stacks::{Embedded, BOUNDED, DEADLINE, FAILED_OVER, REPAIRED};
+use super::stacks::{Embedded, BOUNDED, DEADLINE, FAILED_OVER, REPAIRED, RESYNCED};
 use crate::history::{ErrorClass, Phase};
 use crate::invariants::{Expect, Invariants};
 use crate::scenario::{Action, Scenario, Schedule};
@@ -219,60 +220,147 @@ pub fn both_down() -> Scenario {
     })
 }
 
-/// Why a primary that comes back empty loses data behind a fallback.
-pub const EMPTY_PRIMARY_LIMIT: &str =
-    "the fallback's journal records the writes a side missed while it was unreachable, not \
-     data a side lost: keys last written while both sides were up have no journal entry, so \
-     their reads go to the restarted primary, which answers absent (their copies on the \
-     secondary are not consulted)";
-
-/// The expectations of a primary that comes back empty.
+/// The expectations of a side that comes back empty or with old data:
+/// nothing lost, stale or resurrected, no error, the loss detected and the
+/// side resynced.
 pub fn empty_primary_invariants() -> Invariants {
-    Invariants(vec![
-        Expect::limit(Expect::NoLostWrites, EMPTY_PRIMARY_LIMIT),
-        Expect::limit(Expect::NoStaleReads, EMPTY_PRIMARY_LIMIT),
-        Expect::ConsistentSinceFault,
-        Expect::NoResurrectedDeletes,
-        Expect::NoCorruptReads,
-        Expect::NoHangs,
-        Expect::NoErrorsIn(Phase::Before),
-        Expect::NoErrorsIn(Phase::During),
-        Expect::NoErrorsIn(Phase::After),
-        Expect::probe(REPAIRED),
-    ])
+    Invariants::strict()
+        .and(Expect::NoErrorsIn(Phase::During))
+        .and(Expect::probe(REPAIRED))
+        .and(Expect::probe(RESYNCED))
+}
+
+/// `side`'s data, read under its fault injection.
+fn data_of(stack: &Embedded, side: Side) -> MemoryStore {
+    match side {
+        Side::Primary => stack.primary_data.clone(),
+        Side::Secondary => stack.secondary_data.clone(),
+    }
+}
+
+/// A side dies, loses its data and comes back empty.
+fn restarts_empty(name: &'static str, side: Side, about: &'static str) -> Scenario {
+    Scenario::new(name, about)
+        .invariants(empty_primary_invariants())
+        .setup(move |ctx| async move {
+            let stack = Embedded::new(&ctx);
+            let faults = match side {
+                Side::Primary => &stack.primary,
+                Side::Secondary => &stack.secondary,
+            };
+            let data = data_of(&stack, side);
+            let schedule = Schedule::new()
+                .at(
+                    ctx.at(1.0 / 3.0),
+                    Action::faults("killed", faults, |f| f.set_down(true)),
+                )
+                .at(
+                    ctx.at(1.0 / 2.0),
+                    Action::new("data wiped", move || async move {
+                        data.clear().await.map_err(|e| {
+                            crate::ChaosError::scenario("wipe", "clear", Some(e.into()))
+                        })
+                    }),
+                )
+                .at(
+                    ctx.at(2.0 / 3.0),
+                    Action::faults("back, empty", faults, |f| f.set_down(false)),
+                );
+            Ok(stack.setup().schedule(schedule))
+        })
 }
 
 /// The primary dies, loses its data and comes back empty.
 pub fn primary_restarts_empty() -> Scenario {
-    Scenario::new(
+    restarts_empty(
         "primary-restarts-empty",
-        "the primary goes down for a third of the run and comes back EMPTY: writes made \
-         during the outage are repaired onto it, but keys written only before it are lost \
-         to readers (a documented limit: see the notes); keys written since the fault stay \
-         consistent",
+        Side::Primary,
+        "the primary goes down for a third of the run and comes back EMPTY: reads of keys it \
+         lost go through to the secondary, its loss is detected (its identity key is gone) and \
+         it is resynced from the secondary; nothing lost, stale or resurrected",
+    )
+}
+
+/// The secondary dies, loses its data and comes back empty.
+pub fn secondary_restarts_empty() -> Scenario {
+    restarts_empty(
+        "secondary-restarts-empty",
+        Side::Secondary,
+        "the secondary goes down for a third of the run and comes back EMPTY: the primary \
+         serves throughout, the secondary's loss is detected and it is resynced from the \
+         primary; nothing lost, stale or resurrected",
+    )
+}
+
+/// The primary dies and comes back with OLD data: a snapshot taken well
+/// before the outage (as a restore from a backup would).
+pub fn primary_restarts_old() -> Scenario {
+    Scenario::new(
+        "primary-restarts-old",
+        "a snapshot of the primary is taken at a sixth of the run; the primary goes down at a \
+         third and comes back at two thirds holding the snapshot (values since overwritten, \
+         keys since deleted, keys since created missing): its heartbeat is older than the \
+         secondary's record of it, so it is distrusted and resynced; nothing stale or resurrected",
     )
     .invariants(empty_primary_invariants())
     .setup(|ctx| async move {
         let stack = Embedded::new(&ctx);
         let p = &stack.primary;
         let data = stack.primary_data.clone();
+        let snapshot = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let (taken, restored) = (snapshot.clone(), snapshot);
+        let (snap_data, restore_data) = (data.clone(), data);
         let schedule = Schedule::new()
+            .at(
+                ctx.at(1.0 / 6.0),
+                Action::new("primary snapshot taken", move || async move {
+                    let records = snapshot_of(&snap_data).await?;
+                    *taken.lock() = records;
+                    Ok(())
+                }),
+            )
             .at(
                 ctx.at(1.0 / 3.0),
                 Action::faults("primary killed", p, |f| f.set_down(true)),
             )
             .at(
                 ctx.at(1.0 / 2.0),
-                Action::new("primary data wiped", move || async move {
-                    data.clear()
-                        .await
-                        .map_err(|e| crate::ChaosError::scenario("wipe", "clear", Some(e.into())))
+                Action::new("primary restored from the snapshot", move || async move {
+                    let records = restored.lock().clone();
+                    let fail = |e: storestack::StoreError| {
+                        crate::ChaosError::scenario("restore", "write", Some(e.into()))
+                    };
+                    restore_data.clear().await.map_err(fail)?;
+                    for (key, record) in records {
+                        restore_data.set(&key, record).await.map_err(fail)?;
+                    }
+                    Ok(())
                 }),
             )
             .at(
                 ctx.at(2.0 / 3.0),
-                Action::faults("primary back, empty", p, |f| f.set_down(false)),
+                Action::faults("primary back, old", p, |f| f.set_down(false)),
             );
         Ok(stack.setup().schedule(schedule))
     })
+}
+
+/// Every record of `store` (reserved keys included), as a backup holds it.
+async fn snapshot_of(store: &MemoryStore) -> Result<Vec<(String, Record)>, crate::ChaosError> {
+    let fail =
+        |e: storestack::StoreError| crate::ChaosError::scenario("snapshot", "read", Some(e.into()));
+    let mut out = Vec::new();
+    let mut cursor = ScanCursor::start();
+    loop {
+        let page = store.scan("", cursor, 1000).await.map_err(fail)?;
+        for key in page.keys {
+            if let Some(record) = store.get(&key).await.map_err(fail)? {
+                out.push((key, record));
+            }
+        }
+        match page.next {
+            Some(next) => cursor = next,
+            None => return Ok(out),
+        }
+    }
 }

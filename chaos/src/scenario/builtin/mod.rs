@@ -16,7 +16,9 @@
 //! | `flapping` | primary down 100 ms of every 250 ms | no error, nothing lost or stale |
 //! | `secondary-down` | secondary refuses every call | no error; repaired onto the secondary |
 //! | `both-down` | both hang | transient errors within the deadline, nothing hangs, recovery |
-//! | `primary-restarts-empty` | primary down, then back EMPTY | known limit: keys written only before the fault are lost to readers; keys written since stay consistent |
+//! | `primary-restarts-empty` | primary down, then back EMPTY | no error, nothing lost, stale or resurrected; the loss detected and the primary resynced |
+//! | `secondary-restarts-empty` | secondary down, then back EMPTY | the same, the secondary resynced |
+//! | `primary-restarts-old` | primary down, then back with a snapshot taken before the outage | the same: old values, deleted keys and missing keys never served |
 //! | `corrupted-values` | 5 % of primary reads damaged | `Corrupt` surfaced, never served, no failover, no breaker trip |
 //! | `migration-switch-in-outage` | new store down while the migration goes write-both 100 % and read-new | writes to both fail (the documented price), reads served from old, nothing lost |
 //! | `two-caches` | two processes with caches; 10 % store errors, half after applying | no stale read beyond the invalidation delivery bound |
@@ -36,7 +38,7 @@
 //! | `mongo-secondary-killed` | Fallback(redis, mongodb): mongodb kill -9, restarted with its data | no error; journaled on redis, repaired |
 //! | `mongo-primary-paused` | Fallback(mongodb, redis): mongodb SIGSTOP / SIGCONT | no error, latency bounded |
 //! | `mongo-primary-blackholed` | Fallback(mongodb, redis): the proxy holds every byte | no error, latency bounded |
-//! | `mongo-restarts-empty` | Fallback(mongodb, redis): mongodb killed, back EMPTY | the documented limit, as `primary-restarts-empty` |
+//! | `mongo-restarts-empty` | Fallback(mongodb, redis): mongodb killed, back EMPTY | as `primary-restarts-empty` |
 //! | `mongo-store-killed` | mongodb alone (Timeout, CircuitBreaker): kill -9 | transient errors during the outage only, within the deadline; the server may lose its last acknowledged writes (a limit of secantusd-rs) |
 //!
 //! **Canaries** run only when named: deliberately broken stacks that must
@@ -52,7 +54,7 @@ mod wrappers;
 
 pub use failover::{
     both_down, empty_primary_invariants, flapping, latency_spike, primary_killed, primary_paused,
-    primary_restarts_empty, secondary_down, EMPTY_PRIMARY_LIMIT,
+    primary_restarts_empty, primary_restarts_old, secondary_down, secondary_restarts_empty,
 };
 pub use migration::migration_during_outage;
 pub use other::{
@@ -74,6 +76,8 @@ pub fn embedded() -> Vec<Scenario> {
         secondary_down(),
         both_down(),
         primary_restarts_empty(),
+        secondary_restarts_empty(),
+        primary_restarts_old(),
         corrupted_values(),
         migration_during_outage(),
         two_caches(),

@@ -274,9 +274,8 @@ pub fn mongo_restarts_empty() -> Scenario {
     Scenario::new(
         "mongo-restarts-empty",
         "Fallback(mongodb, redis): secantusd-rs (the primary) is killed for a third of the run \
-         and restarted with an EMPTY data directory: writes of the outage are repaired onto \
-         it, keys written only before it are lost to readers (a documented limit: see the \
-         notes)",
+         and restarted with an EMPTY data directory: reads of the keys it lost go through to \
+         redis, the loss is detected and it is resynced; nothing lost, stale or resurrected",
     )
     .requires(Requirement::OwnMongo)
     .requires(Requirement::Redis)

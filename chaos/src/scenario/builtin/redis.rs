@@ -313,8 +313,8 @@ pub fn redis_restarts_empty() -> Scenario {
     Scenario::new(
         "redis-restarts-empty",
         "real redis-server (no persistence) as primary is killed for a third of the run and \
-         restarted EMPTY: writes of the outage are repaired onto it, keys written only \
-         before it are lost to readers (a documented limit: see the notes)",
+         restarted EMPTY: reads of the keys it lost go through to the secondary, the loss is \
+         detected and it is resynced; nothing lost, stale or resurrected",
     )
     .requires(Requirement::OwnRedis)
     .invariants(empty_primary_invariants())

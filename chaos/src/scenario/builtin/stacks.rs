@@ -78,15 +78,18 @@ impl Failover {
     }
 
     /// The setup of a run on this stack: the workload, the converge step,
-    /// and the probe that the journal was repaired.
+    /// and the probes that the journal was repaired and that a side that
+    /// lost its data was resynced.
     pub(crate) fn setup(&self) -> Setup {
         let fallback = self.fallback.clone();
+        let resync = self.fallback.clone();
         Setup::new(self.store.clone())
             .converge({
                 let fallback = self.fallback.clone();
                 move || converge(fallback)
             })
             .probe(REPAIRED, move || repaired(&fallback))
+            .probe(RESYNCED, move || resynced(&resync))
     }
 }
 
@@ -94,7 +97,7 @@ impl Failover {
 pub(crate) async fn converge(fallback: FallbackHandle) {
     loop {
         let report = fallback.repair_now().await;
-        if report.remaining == 0 {
+        if report.remaining == 0 && fallback.status().resync.is_none() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -107,13 +110,37 @@ pub(crate) const REPAIRED: &str = "journal repaired after the fault";
 fn repaired(fallback: &FallbackHandle) -> Result<String, String> {
     let s = fallback.status();
     let note = format!(
-        "{} failover reads, {} degraded writes, {} keys repaired, {} journaled",
-        s.failover_reads, s.degraded_writes, s.repaired, s.journaled_keys
+        "{} failover reads, {} degraded writes, {} keys repaired, {} journaled, \
+         {} reads through, {} resyncs done",
+        s.failover_reads,
+        s.degraded_writes,
+        s.repaired,
+        s.journaled_keys,
+        s.read_through,
+        s.resyncs_completed
     );
-    if s.journaled_keys == 0 {
+    if s.journaled_keys == 0 && s.resync.is_none() {
         Ok(note)
     } else {
         Err(note)
+    }
+}
+
+/// The name of the probe [`resynced`] answers.
+pub(crate) const RESYNCED: &str = "the side that lost its data was detected and resynced";
+
+/// Ok when a whole-side resync was completed: the loss was detected, not
+/// only papered over by reads through to the other side.
+pub(crate) fn resynced(fallback: &FallbackHandle) -> Result<String, String> {
+    let s = fallback.status();
+    let note = format!(
+        "{} resyncs detected, {} completed, {} reads through",
+        s.resyncs_detected, s.resyncs_completed, s.read_through
+    );
+    if s.resyncs_completed > 0 {
+        Ok(note)
+    } else {
+        Err(format!("no resync completed: {note}"))
     }
 }
 
@@ -143,19 +170,23 @@ pub(crate) struct Embedded {
     pub(crate) secondary: FaultHandle,
     /// The primary's data, under its fault injection (to wipe it).
     pub(crate) primary_data: MemoryStore,
+    /// The secondary's data, under its fault injection.
+    pub(crate) secondary_data: MemoryStore,
 }
 
 impl Embedded {
     pub(crate) fn new(ctx: &ScenarioContext) -> Self {
         let primary_data = MemoryStore::new();
         let primary = FaultInjection::new(primary_data.clone(), faults(ctx, 1));
-        let secondary = MemoryStore::new().fault_injection(faults(ctx, 2));
+        let secondary_data = MemoryStore::new();
+        let secondary = FaultInjection::new(secondary_data.clone(), faults(ctx, 2));
         let (primary_faults, secondary_faults) = (primary.handle(), secondary.handle());
         Embedded {
             failover: Failover::new(primary, secondary, DEADLINE),
             primary: primary_faults,
             secondary: secondary_faults,
             primary_data,
+            secondary_data,
         }
     }
 

@@ -97,20 +97,18 @@ async fn both_down_gives_clear_errors_within_the_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_empty_primary_shows_the_documented_limit_and_nothing_else() {
+async fn an_empty_primary_loses_nothing_and_is_resynced() {
     let r = run(&primary_restarts_empty(), 900).await;
     assert!(r.passed(), "{:#?}", r.evaluation);
-    // Writes made before the primary lost its data are lost to readers;
-    // the report says so instead of passing silently.
-    let lost = check_of(
-        &r,
-        &Expect::limit(Expect::NoLostWrites, EMPTY_PRIMARY_LIMIT),
+    // Writes made before the primary lost its data are still read (from
+    // the secondary, then from the resynced primary).
+    assert_eq!(check_of(&r, &Expect::NoLostWrites), Check::Pass);
+    assert_eq!(r.verdict.consistency.as_ref().unwrap().lost, 0);
+    assert_eq!(r.verdict.consistency.as_ref().unwrap().stale, 0);
+    assert_eq!(
+        check_of(&r, &Expect::probe(super::stacks::RESYNCED)),
+        Check::Pass
     );
-    assert!(matches!(lost, Check::Limit(_)), "{lost:?}");
-    assert!(r.verdict.consistency.as_ref().unwrap().lost > 0);
-    // Keys first written since the fault are all right.
-    assert_eq!(check_of(&r, &Expect::ConsistentSinceFault), Check::Pass);
-    assert!(r.verdict.since_fault.as_ref().unwrap().keys_checked > 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
