@@ -7,8 +7,14 @@
 //! `InvalidInput`, `TooLarge`, …) is returned as is: a bad record or a bad
 //! request is not an outage, and the secondary is not asked.
 //!
-//! Writes (`set`, `create`, `delete`, `touch`) go to the primary, then to
-//! the secondary. When one side is unreachable, the write goes to the other
+//! A read the primary answers *absent* also asks the secondary (unless the
+//! primary's journal holds the key's delete): a primary that lost its data
+//! (a Redis without persistence restarts empty) never hides a session the
+//! secondary still holds, which is what the naive "primary, then secondary
+//! on an error or a miss" does too.
+//!
+//! Writes (`set`, `delete`, `touch`) go to the primary, then to the
+//! secondary; `create` asks the secondary first (see the table below). When one side is unreachable, the write goes to the other
 //! side alone and the key is **journaled** there: an entry under a reserved
 //! key says "this side holds the newest write of this key; the other side
 //! is stale". The journal lives in the stores themselves, so every process
@@ -26,6 +32,42 @@
 //! [`FallbackHandle::repair_now`]. The handle also reports health
 //! ([`FallbackStatus`]: which side is unreachable, how many keys are
 //! journaled, repairs done) for health endpoints.
+//!
+//! # A side that loses its data
+//!
+//! The journal records what a side *missed* while unreachable, not what it
+//! *lost*: a side that restarts empty, is restored from an old backup, or
+//! is replaced by a replica that missed writes. Those are handled in three
+//! layers (details in the `resync` module source):
+//!
+//! * **Reads never depend on the lost side alone.** A primary miss reads
+//!   through to the secondary; a `create` the secondary refuses answers
+//!   `false` with nothing written; a `touch` the sides disagree on journals
+//!   the side that had the record, so that reads follow it and repair
+//!   copies it.
+//! * **Detection, in every process, without having seen the outage.** Each
+//!   side holds an identity key (a random generation, and a heartbeat kept
+//!   in the key's expiry and renewed with `touch`, which never re-creates
+//!   it), and each side records the other's as last verified. The
+//!   background task compares them every `poll_interval`: an identity that
+//!   is gone (the side came back empty), of another generation, or whose
+//!   heartbeat is older than the other side's record of it by more than
+//!   `settle` + 2 × `poll_interval` (the side came back from an old
+//!   backup) starts a **resync** of that side. A side that this process saw
+//!   come back from an outage is distrusted (served as if resyncing) until
+//!   that check has run.
+//! * **Resync.** The healthy side is scanned, then the resynced one, at
+//!   most [`resync_rate`](FallbackConfig::resync_rate) keys a second; every
+//!   key whose sides differ is copied from the healthy side under the key's
+//!   lock and verified after `settle` (a key a concurrent write changed is
+//!   journaled, so repair finishes it). The position is stored on the
+//!   healthy side, so a restarted process resumes it; one process runs it
+//!   at a time (a lease). Until it completes, every process that knows of
+//!   it serves the resynced side's keys from the healthy side: reads,
+//!   `create` and `touch` are decided there, `scan` and `len` read there,
+//!   and a read never falls through to the side being resynced. Progress is
+//!   in [`FallbackStatus::resync`], the `storestack_fallback_resyncing`
+//!   gauge and `storestack_fallback_resync_keys_total`.
 //!
 //! # Guarantees
 //!
@@ -51,6 +93,24 @@
 //!    `Unavailable`) whose message names both sides and both errors. It
 //!    arrives as soon as both sides have failed, so put a `Timeout` (and a
 //!    circuit breaker) inside each side to bound it.
+//!
+//! They hold as well when a side comes back **empty or with old data**
+//! (guarantees 1 to 3: nothing lost, stale or resurrected), under the
+//! limits below and these two of their own:
+//!
+//! * **Detection latency.** A process that did not see the side's outage
+//!   learns of an old-data side at its next poll (within `poll_interval`):
+//!   until then, a read it sends to that side may return its old copy. (An
+//!   *empty* side needs no detection for reads: they read through.)
+//! * **The last heartbeat stretch.** A backup taken within the tolerance
+//!   (`settle` + 2 × `poll_interval`) before the side failed cannot be told
+//!   from its live data: writes of that stretch are lost on that side, and
+//!   served from it, unless something else (a miss, the journal) sends the
+//!   read to the other side. Heartbeats compare wall clocks of different
+//!   processes: clock skew between them widens the tolerance it must
+//!   exceed.
+//! * A side that loses its data *while* the other side holds journal
+//!   entries for it is a double fault (below).
 //!
 //! These hold under four assumptions. They are the limits:
 //!
@@ -138,11 +198,11 @@
 //!
 //! | operation | both sides up | one side down |
 //! |---|---|---|
-//! | `get` | primary (+ the key's entry on the secondary, `PerRead`); a journaled key from its newest side | the other side, unless it is known stale for the key (then an error) |
+//! | `get` | primary (+ the key's entry on the secondary, `PerRead`); on a miss, the secondary unless the primary's journal holds the key's delete; a journaled key from its newest side; the secondary while the primary resyncs | the other side, unless it is known stale for the key (then an error) |
 //! | `set`, `delete` | primary, then secondary | the up side, journaled there first |
-//! | `touch` | primary, then secondary; answers as the newest side | the up side, unless known stale for the key |
-//! | `create` | the key's entry on the secondary is read; the newest side decides (primary if nothing is journaled), then the record is written to the other | the up side decides, unless known stale for the key |
-//! | `scan`, `len` | the primary | the secondary |
+//! | `touch` | primary, then secondary; answers as the newest side (the healthy side while one resyncs); a side that missed the record is journaled stale | the up side, unless known stale for the key |
+//! | `create` | both sides' entries for the key are read; the newest side decides, else the secondary then the primary (a record on either side makes it `false`) | the up side decides, unless known stale for the key |
+//! | `scan`, `len` | the primary (the secondary while the primary resyncs) | the other side |
 //! | `clear` | both sides | error: needs both |
 //!
 //! `scan` and `len` read a single side, so until repair completes they may
@@ -158,8 +218,11 @@
 //!
 //! [`FallbackConfig::default`]: [`JournalCheck::PerRead`] (one extra read
 //! on the secondary per read), `poll_interval` 1 s, `settle` 2 s, `lease`
-//! 30 s, `repair_batch` 256, reserved prefix `"__fallback:"`, background
-//! task on, system clock.
+//! 30 s, `repair_batch` 256, `resync_rate` 2000 keys/s, reserved prefix
+//! `"__fallback:"`, background task on, system clock. The background task
+//! costs each process, per `poll_interval`: two marker reads, and for each
+//! side two identity reads and, once the heartbeat is due, a `touch` and a
+//! `set`.
 //!
 //! # Ordering
 //!
