@@ -10,11 +10,20 @@ use crate::clock::{self, Clock, SharedClock};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum JournalCheck {
+    /// Read leases (the default): while no write taken by the secondary
+    /// alone is journaled anywhere, a read is one read of the primary; a
+    /// background task per process checks that every quarter of
+    /// [`read_lease`](FallbackConfig::read_lease), and the first write an
+    /// outage sends to the secondary alone waits out the lease before it is
+    /// acknowledged. Otherwise reads take the `PerRead` path. Current across
+    /// processes, assuming their monotonic clocks run at about the same
+    /// rate (see the `lease` module source).
+    #[default]
+    Lease,
     /// Every read of the primary also reads the key's journal entry on the
     /// secondary, concurrently. No stale read after a primary outage, for
-    /// every process, at the price of one extra point read on the secondary
-    /// per read. The default.
-    #[default]
+    /// every process, with no timing assumption, at the price of one extra
+    /// point read on the secondary per read.
     PerRead,
     /// Reads trust the journal entries this process knows of: its own
     /// writes, and entries of other processes loaded by the background
@@ -31,8 +40,13 @@ pub enum JournalCheck {
 #[non_exhaustive]
 pub struct FallbackConfig {
     /// How reads learn of other processes' journal entries. Default
-    /// [`JournalCheck::PerRead`].
+    /// [`JournalCheck::Lease`].
     pub journal_check: JournalCheck,
+    /// How long one check of the secondary's journal marker lets reads
+    /// trust the primary alone ([`JournalCheck::Lease`]); also how long the
+    /// first write of an outage that only the secondary took waits before
+    /// it is acknowledged. Renewed every quarter of it. Default 1 s.
+    pub read_lease: Duration,
     /// How often the background task polls both journals and retries
     /// repairs. Default 1 s.
     pub poll_interval: Duration,
@@ -72,7 +86,8 @@ pub struct FallbackConfig {
 impl Default for FallbackConfig {
     fn default() -> Self {
         FallbackConfig {
-            journal_check: JournalCheck::PerRead,
+            journal_check: JournalCheck::Lease,
+            read_lease: Duration::from_secs(1),
             poll_interval: Duration::from_secs(1),
             settle: Duration::from_secs(2),
             lease: Duration::from_secs(30),
@@ -89,6 +104,7 @@ impl fmt::Debug for FallbackConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FallbackConfig")
             .field("journal_check", &self.journal_check)
+            .field("read_lease", &self.read_lease)
             .field("poll_interval", &self.poll_interval)
             .field("settle", &self.settle)
             .field("lease", &self.lease)
@@ -105,6 +121,12 @@ impl FallbackConfig {
     /// Sets how reads learn of other processes' journal entries.
     pub fn journal_check(mut self, check: JournalCheck) -> Self {
         self.journal_check = check;
+        self
+    }
+
+    /// Sets the read lease ([`JournalCheck::Lease`]).
+    pub fn read_lease(mut self, lease: Duration) -> Self {
+        self.read_lease = lease.max(Duration::from_millis(4));
         self
     }
 

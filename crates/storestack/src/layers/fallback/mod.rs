@@ -296,6 +296,7 @@
 mod config;
 mod journal;
 mod layer;
+mod lease;
 mod ops;
 mod read;
 mod repair;
@@ -339,6 +340,7 @@ pub(crate) struct Shared<P, S> {
     health: Health,
     stamps: Stamps,
     resyncs: resync::Resyncs,
+    lease: lease::Lease,
     wake: Arc<Notify>,
 }
 
@@ -387,6 +389,7 @@ impl<P: Store, S: Store> Fallback<P, S> {
             health: Health::default(),
             stamps: Stamps::default(),
             resyncs: resync::Resyncs::default(),
+            lease: lease::Lease::default(),
             wake: Arc::new(Notify::new()),
             cfg: config,
         });

@@ -4,8 +4,6 @@
 
 use std::time::SystemTime;
 
-use bytes::Bytes;
-
 use super::journal::{Entry, Pair, Side};
 use super::status::bump;
 use super::Shared;
@@ -307,8 +305,10 @@ impl<P: Store, S: Store> Shared<P, S> {
         )
         .await?;
         if marker {
-            let mark = Record::never_expiring(Bytes::from_static(b"1"));
-            self.on_side(side, store.set(&self.names.marker, mark))
+            // `create`: a marker in place keeps its token (see the lease
+            // module).
+            let mark = super::lease::marker_record();
+            self.on_side(side, store.create(&self.names.marker, mark))
                 .await?;
         }
         Ok(())
@@ -316,9 +316,22 @@ impl<P: Store, S: Store> Shared<P, S> {
 
     /// `up` holds a write the other side missed: journal it on `up` with a
     /// fresh stamp. Returns the journal write's error, if any.
+    /// A write about to be acknowledged that only the secondary holds waits
+    /// for the read lease (see the lease module).
     pub(crate) async fn journal_after(&self, up: Side, key: &str, claim: Claim) -> Result<()> {
         bump(&self.health.degraded_writes);
-        self.journal_fresh(up, key, claim).await
+        self.journal_fresh(up, key, claim).await?;
+        self.guard_if_secondary(up, key).await
+    }
+
+    /// Waits out the read lease before acknowledging a write that `up`
+    /// alone took, if `up` is the secondary and reads use leases.
+    pub(crate) async fn guard_if_secondary(&self, up: Side, key: &str) -> Result<()> {
+        if up == Side::Secondary && self.cfg.journal_check == super::JournalCheck::Lease {
+            self.await_guard(key).await
+        } else {
+            Ok(())
+        }
     }
 
     /// Journals `up` as holding the newest write of `key`, with a stamp

@@ -32,7 +32,29 @@ impl<P: Store, S: Store> Shared<P, S> {
         // The hot paths first; the rare cases are boxed, to keep this future
         // small.
         match self.cfg.journal_check {
-            JournalCheck::PerRead => {
+            JournalCheck::Lease
+                if self.lease.valid()
+                    && !self.health.is_down(Side::Primary)
+                    && self.mirror.get(key).is_none() =>
+            {
+                // No write the primary missed is journaled anywhere (as of
+                // the lease's check): the primary alone is current.
+                match self.primary.get(key).await {
+                    Ok(Some(v)) => {
+                        self.observe_ok(Side::Primary);
+                        Ok(Some(v))
+                    }
+                    Ok(None) => {
+                        self.observe_ok(Side::Primary);
+                        Box::pin(self.read_through(key)).await
+                    }
+                    Err(e) => {
+                        self.observe(Side::Primary, &Err::<(), _>(e));
+                        Box::pin(self.retry_get(key, epoch, self.get_checked(key))).await
+                    }
+                }
+            }
+            JournalCheck::PerRead | JournalCheck::Lease => {
                 // What this process knows, as of before the reads (a write
                 // finishing during them must not vouch for what they saw).
                 let known = self.mirror.get(key).unwrap_or_default();
@@ -81,7 +103,7 @@ impl<P: Store, S: Store> Shared<P, S> {
 
     async fn get_once(&self, key: &str) -> Result<Option<Record>> {
         match self.cfg.journal_check {
-            JournalCheck::PerRead => self.get_checked(key).await,
+            JournalCheck::PerRead | JournalCheck::Lease => self.get_checked(key).await,
             JournalCheck::Poll => {
                 if let Some(side) = self.mirror.get(key).and_then(|p| p.authority()) {
                     return self.get_from_authority(side, key).await;

@@ -309,8 +309,9 @@ impl<P: Store, S: Store> Shared<P, S> {
         self.observe(side, &page);
         let page = page?;
         if !page.keys.is_empty() || page.next.is_some() {
-            let mark = Record::never_expiring(Bytes::from_static(b"1"));
-            let r = store.set(&self.names.marker, mark).await;
+            let r = store
+                .create(&self.names.marker, super::lease::marker_record())
+                .await;
             self.observe(side, &r);
             r?;
         }
@@ -400,7 +401,23 @@ pub(crate) fn spawn_background<P: Store, S: Store>(shared: &Arc<Shared<P, S>>) {
     let weak = Arc::downgrade(shared);
     let wake = shared.wake.clone();
     let every = shared.cfg.poll_interval;
+    if shared.cfg.journal_check == super::JournalCheck::Lease {
+        let renew = super::lease::renew_every(shared.cfg.read_lease);
+        rt.spawn(renew_leases(Arc::downgrade(shared), renew));
+    }
     rt.spawn(background(weak, wake, every));
+}
+
+/// Renews the read lease until the fallback is dropped.
+async fn renew_leases<P: Store, S: Store>(weak: Weak<Shared<P, S>>, every: std::time::Duration) {
+    loop {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let _ = shared.renew_lease().await;
+        drop(shared);
+        tokio::time::sleep(every).await;
+    }
 }
 
 async fn background<P: Store, S: Store>(

@@ -157,6 +157,12 @@ impl Health {
         false
     }
 
+    /// Whether `side` is marked unreachable.
+    #[inline]
+    pub(crate) fn is_down(&self, side: Side) -> bool {
+        self.sides[side.index()].down.load(Ordering::Relaxed)
+    }
+
     /// Records a transient failure on `side`.
     pub(crate) fn failed(&self, side: Side, name: &str, kind: ErrorKind, now: SystemTime) {
         let h = &self.sides[side.index()];

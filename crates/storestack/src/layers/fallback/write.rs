@@ -169,6 +169,8 @@ impl<P: Store, S: Store> Shared<P, S> {
                 // secondary is journaled as stale there, so it is never
                 // served and repair replaces it with the primary's.
                 self.suspect(Side::Secondary);
+                // Best effort: deleting the record back from the secondary
+                // could delete another process's newer write instead.
                 let _ = self.journal_after(Side::Primary, key, Claim::Weak).await;
                 Ok(false)
             }
@@ -259,6 +261,9 @@ impl<P: Store, S: Store> Shared<P, S> {
         bump(&self.health.degraded_writes);
         if up == Side::Secondary {
             self.served_by_secondary(op, first.kind());
+        }
+        if let Err(e) = self.guard_if_secondary(up, key).await {
+            return Err(self.fail_on(op, (down, first), (up, e)));
         }
         Ok(out)
     }
