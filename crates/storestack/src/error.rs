@@ -28,7 +28,7 @@
 //! A wrong password, a user without the rights an operation needs, a TLS
 //! handshake that fails (a bad or unknown certificate, TLS spoken to a plain
 //! port), a command the server does not know (too old a server, a renamed
-//! or disabled command) and a configuration that cannot work are
+//! or disabled command) and settings the server refuses are
 //! [`PermissionDenied`](ErrorKind::PermissionDenied) and
 //! [`Misconfigured`](ErrorKind::Misconfigured). Every backend maps its
 //! client's errors to them (see each backend's error module). Waiting does
@@ -88,7 +88,8 @@ pub enum ErrorKind {
     /// decryption or authentication, decompression error, bad serde data.
     Corrupt,
     /// The caller passed something the contract forbids (an empty key, a
-    /// key that is too long, an expiry outside the representable range).
+    /// key that is too long, an expiry outside the representable range), or
+    /// a configuration that a backend's `connect` refuses before any I/O.
     InvalidInput,
     /// A value (or a decompressed value) is larger than the configured limit.
     TooLarge,
@@ -106,7 +107,8 @@ pub enum ErrorKind {
     /// The deployment does not match what the store needs: a TLS handshake
     /// that failed (certificate, protocol), a command the server does not
     /// know (the server is too old, or the command is renamed or disabled),
-    /// a configuration that cannot work. Permanent, like
+    /// settings the server refuses (a database it does not have, cluster
+    /// mode against a server without it). Permanent, like
     /// [`PermissionDenied`](Self::PermissionDenied).
     Misconfigured,
 }
