@@ -323,7 +323,8 @@ async fn passwords_are_used_and_never_shown() {
     let err = RedisStore::connect(config(port).password("wrong-pw"))
         .await
         .unwrap_err();
-    assert!(err.is_transient(), "{err:?}");
+    // A wrong password is not an outage (redis_permanent.rs has the rest).
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err:?}");
     let shown = format!("{err} {err:?}");
     assert!(
         !shown.contains("wrong-pw") && !shown.contains("s3cret"),
