@@ -98,16 +98,15 @@ fn classify(err: &Error) -> (ErrorKind, &'static str) {
             (ErrorKind::Misconfigured, "tls handshake failed")
         }
         DriverKind::InvalidTlsConfig { .. } => (ErrorKind::Misconfigured, "invalid tls settings"),
-        DriverKind::IncompatibleServer { .. } => {
-            (ErrorKind::Misconfigured, "the server is too old for the driver")
-        }
+        DriverKind::IncompatibleServer { .. } => (
+            ErrorKind::Misconfigured,
+            "the server is too old for the driver",
+        ),
         DriverKind::Io(_) | DriverKind::ConnectionPoolCleared { .. } | DriverKind::Shutdown => {
             (ErrorKind::Unavailable, "connection failed")
         }
         DriverKind::DnsResolve { .. } => (ErrorKind::Unavailable, "name resolution failed"),
-        DriverKind::Authentication { .. } => {
-            (ErrorKind::PermissionDenied, "authentication failed")
-        }
+        DriverKind::Authentication { .. } => (ErrorKind::PermissionDenied, "authentication failed"),
         DriverKind::BsonDeserialization(_) => (ErrorKind::Corrupt, "undecodable document"),
         DriverKind::InvalidResponse { .. } => (ErrorKind::Corrupt, "invalid server response"),
         DriverKind::BsonSerialization(_) => (ErrorKind::Internal, "document encoding failed"),
@@ -200,7 +199,10 @@ mod tests {
     fn a_broken_deployment_is_permanent() {
         for (err, kind) in [
             (command(13, "Unauthorized"), ErrorKind::PermissionDenied),
-            (command(18, "AuthenticationFailed"), ErrorKind::PermissionDenied),
+            (
+                command(18, "AuthenticationFailed"),
+                ErrorKind::PermissionDenied,
+            ),
             (command(59, "CommandNotFound"), ErrorKind::Misconfigured),
             (io(io::ErrorKind::InvalidData), ErrorKind::Misconfigured),
         ] {
