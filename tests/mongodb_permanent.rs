@@ -13,9 +13,7 @@ use storestack_mongodb::mongodb::bson::doc;
 use storestack_mongodb::mongodb::Client;
 use storestack_mongodb::{MongoConfig, MongoStore};
 use storestack_tests::mongo::{self, Secantus};
-
-const PASSWORD: &str = "c0rrect-h0rse-battery";
-const WRONG: &str = "WR0NG-PASSWORD-1234";
+use storestack_tests::{error_chain, PASSWORD, WRONG_PASSWORD as WRONG};
 
 fn config(server: &Secantus, credentials: Option<(&str, &str)>) -> MongoConfig {
     // secantusd-rs advertises no mechanisms in its handshake: name the one
@@ -34,17 +32,6 @@ fn config(server: &Secantus, credentials: Option<(&str, &str)>) -> MongoConfig {
     .collection("permanent")
     .server_selection_timeout(Duration::from_secs(2))
     .operation_timeout(Duration::from_secs(5))
-}
-
-/// The error, its Debug and its whole source chain as one string.
-fn everything(err: &storestack::StoreError) -> String {
-    let mut out = format!("{err} {err:?}");
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        out.push_str(&format!(" | {s} {s:?}"));
-        source = s.source();
-    }
-    out
 }
 
 #[tokio::test]
@@ -76,7 +63,7 @@ async fn a_wrong_or_missing_password_is_permission_denied() {
     assert_eq!(err.op(), Op::Connect);
     assert!(!err.is_transient() && err.needs_operator());
     assert!(
-        !everything(&err).contains(WRONG),
+        !error_chain(&err).contains(WRONG),
         "the password leaked into the error: {err:?}"
     );
 

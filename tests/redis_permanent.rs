@@ -13,26 +13,13 @@ use storestack::{
 };
 use storestack_redis::{RedisConfig, RedisStore};
 use storestack_tests::redis::{free_port, redis_cli, RedisServer};
-
-const PASSWORD: &str = "c0rrect-h0rse-battery";
-const WRONG: &str = "WR0NG-PASSWORD-1234";
+use storestack_tests::{error_chain, PASSWORD, WRONG_PASSWORD as WRONG};
 
 fn config(port: u16) -> RedisConfig {
     RedisConfig::new(format!("redis://127.0.0.1:{port}"))
         .key_prefix("perm:")
         .command_timeout(Duration::from_millis(500))
         .connect_timeout(Duration::from_millis(500))
-}
-
-/// The error, its Debug and its whole source chain as one string.
-fn everything(err: &storestack::StoreError) -> String {
-    let mut out = format!("{err} {err:?}");
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        out.push_str(&format!(" | {s} {s:?}"));
-        source = s.source();
-    }
-    out
 }
 
 #[tokio::test]
@@ -47,7 +34,7 @@ async fn a_wrong_or_missing_password_is_permission_denied() {
     assert_eq!(err.op(), Op::Connect);
     assert!(!err.is_transient() && err.needs_operator());
     assert!(
-        !everything(&err).contains(WRONG),
+        !error_chain(&err).contains(WRONG),
         "the password leaked into the error: {err:?}"
     );
 
