@@ -40,7 +40,6 @@ use storestack_chaos::proxy::FaultProxy;
 use storestack_mongodb::{MongoConfig, MongoStore};
 use storestack_redis::{RedisConfig, RedisStore};
 use storestack_testkit::model::{History, Report};
-use storestack_testkit::server_missing;
 use storestack_tests::mongo;
 use storestack_tests::redis::{free_port, redis_url, unique_prefix, RedisServer};
 
@@ -124,18 +123,6 @@ fn stack(redis: RedisStore, mongo: MongoStore) -> Stack {
 async fn mongo_store(tag: &str) -> Option<MongoStore> {
     let collection = mongo::unique_collection(tag);
     mongo::connect_or_skip(mongo_config(mongo::url(), &collection)).await
-}
-
-/// A `redis-server` of the test's own, or `None` (skipped) without the
-/// binary.
-fn own_redis(extra: &[&str]) -> Option<RedisServer> {
-    match RedisServer::start(free_port(), extra) {
-        Ok(server) => Some(server),
-        Err(e) => {
-            server_missing("redis-server on PATH", &e);
-            None
-        }
-    }
 }
 
 /// A session-like workload: `CLIENTS` tasks doing get / set / create /
@@ -287,7 +274,7 @@ async fn outage(restart: Restart) {
         Restart::WithData => &["--appendonly", "yes", "--appendfsync", "always"],
         Restart::Empty => &[],
     };
-    let Some(mut server) = own_redis(extra) else {
+    let Some(mut server) = RedisServer::start_or_skip(free_port(), extra) else {
         return;
     };
     let Some(mongo) = mongo_store("fallback_real").await else {

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use storestack::{Op, Record, Result, ScanCursor, Store};
 use storestack_mongodb::{MongoConfig, MongoStore};
-use storestack_testkit::server_missing;
 use storestack_tests::mongo::{self, Secantus};
 
 const SERVER_SELECTION: Duration = Duration::from_millis(500);
@@ -59,14 +58,7 @@ async fn every_op_once(store: &Arc<MongoStore>, round: usize) -> Vec<(Op, Result
 /// A server of our own and a store on it, or `None` if the binary is
 /// missing.
 async fn own_server() -> Option<(Secantus, Arc<MongoStore>)> {
-    let Some(bin) = mongo::secantusd_bin() else {
-        server_missing(
-            "the secantusd-rs binary",
-            &"not on PATH nor in ~/.cargo/bin",
-        );
-        return None;
-    };
-    let server = Secantus::start(bin).expect("start secantusd-rs");
+    let server = Secantus::start_or_skip()?;
     let config = MongoConfig::new(server.url())
         .database(mongo::DATABASE)
         .collection("outage")

@@ -160,16 +160,6 @@ fn outage_config(port: u16) -> RedisConfig {
         .unresponsive_timeout(Some(Duration::from_millis(600)))
 }
 
-fn start_server(port: u16) -> Option<RedisServer> {
-    match RedisServer::start(port, &[]) {
-        Ok(server) => Some(server),
-        Err(e) => {
-            server_missing("redis-server on PATH", &e);
-            None
-        }
-    }
-}
-
 /// Publishes `m` (retrying while the publisher reconnects) and waits for
 /// it on `sub`, skipping `MaybeLost`s and the messages in `late` (whose
 /// publish timed out: their outcome is unknown); how many `MaybeLost`s it
@@ -202,7 +192,7 @@ async fn publish_and_receive(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_survives_kill_9_and_says_maybe_lost() {
     let port = free_port();
-    let Some(mut server) = start_server(port) else {
+    let Some(mut server) = RedisServer::start_or_skip(port, &[]) else {
         return;
     };
     let inv = RedisInvalidator::connect(outage_config(port))
@@ -264,7 +254,7 @@ async fn subscription_survives_kill_9_and_says_maybe_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_server_is_noticed_by_the_heartbeat() {
     let port = free_port();
-    let Some(mut server) = start_server(port) else {
+    let Some(mut server) = RedisServer::start_or_skip(port, &[]) else {
         return;
     };
     let inv = RedisInvalidator::connect(outage_config(port))
@@ -374,7 +364,7 @@ async fn a_lazy_invalidator_subscribes_once_the_server_appears() {
     assert_transient("publish before the server exists", &result);
     assert!(started.elapsed() < Duration::from_millis(50));
 
-    let Some(_server) = start_server(port) else {
+    let Some(_server) = RedisServer::start_or_skip(port, &[]) else {
         return;
     };
     // Caches may have filled before anyone listened: the first

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use storestack::{ErrorKind, Record, ScanCursor, Store};
 use storestack_redis::{RedisConfig, RedisStore};
-use storestack_testkit::server_missing;
 use storestack_tests::redis::{assert_transient, free_port, RedisServer};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(250);
@@ -29,16 +28,6 @@ fn config(port: u16) -> RedisConfig {
         .connect_timeout(Duration::from_millis(250))
         .reconnect_delay(Duration::from_millis(20), Duration::from_millis(200))
         .unresponsive_timeout(Some(Duration::from_millis(600)))
-}
-
-fn start_server(port: u16, extra: &[&str]) -> Option<RedisServer> {
-    match RedisServer::start(port, extra) {
-        Ok(server) => Some(server),
-        Err(e) => {
-            server_missing("redis-server on PATH", &e);
-            None
-        }
-    }
 }
 
 fn later() -> Record {
@@ -128,7 +117,7 @@ async fn recovery_time(store: &RedisStore, since: Instant) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_run_fails_fast_and_the_same_store_recovers() {
     let port = free_port();
-    let Some(mut server) = start_server(port, &[]) else {
+    let Some(mut server) = RedisServer::start_or_skip(port, &[]) else {
         return;
     };
     let store = RedisStore::connect(config(port)).await.expect("connect");
@@ -242,7 +231,7 @@ async fn kill_9_mid_run_fails_fast_and_the_same_store_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_server_times_out_within_the_command_timeout() {
     let port = free_port();
-    let Some(mut server) = start_server(port, &[]) else {
+    let Some(mut server) = RedisServer::start_or_skip(port, &[]) else {
         return;
     };
     let store = RedisStore::connect(config(port)).await.expect("connect");
@@ -301,7 +290,7 @@ async fn a_lazy_store_starts_while_redis_is_down() {
         assert_eq!(result.unwrap_err().kind(), ErrorKind::Unavailable, "{op}");
         assert!(elapsed <= BOUND, "{op} took {elapsed:?}");
     }
-    let Some(_server) = start_server(port, &[]) else {
+    let Some(_server) = RedisServer::start_or_skip(port, &[]) else {
         return;
     };
     let recovered_after = recovery_time(&store, Instant::now()).await;
@@ -313,7 +302,7 @@ async fn a_lazy_store_starts_while_redis_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_are_used_and_never_shown() {
     let port = free_port();
-    let Some(_server) = start_server(port, &["--requirepass", "s3cret-pw"]) else {
+    let Some(_server) = RedisServer::start_or_skip(port, &["--requirepass", "s3cret-pw"]) else {
         return;
     };
     let url = format!("redis://:s3cret-pw@127.0.0.1:{port}");
@@ -334,7 +323,8 @@ async fn passwords_are_used_and_never_shown() {
     let err = RedisStore::connect(config(port).password("wrong-pw"))
         .await
         .unwrap_err();
-    assert!(err.is_transient(), "{err:?}");
+    // A wrong password is not an outage (redis_permanent.rs has the rest).
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err:?}");
     let shown = format!("{err} {err:?}");
     assert!(
         !shown.contains("wrong-pw") && !shown.contains("s3cret"),

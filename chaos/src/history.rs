@@ -170,6 +170,10 @@ pub enum ErrorClass {
     Unsupported,
     /// [`ErrorKind::Internal`]
     Internal,
+    /// [`ErrorKind::PermissionDenied`]
+    PermissionDenied,
+    /// [`ErrorKind::Misconfigured`]
+    Misconfigured,
     /// A kind added to [`ErrorKind`] after this suite was written.
     Other,
 }
@@ -186,6 +190,8 @@ impl ErrorClass {
             ErrorClass::TooLarge => "too_large",
             ErrorClass::Unsupported => "unsupported",
             ErrorClass::Internal => "internal",
+            ErrorClass::PermissionDenied => "permission_denied",
+            ErrorClass::Misconfigured => "misconfigured",
             ErrorClass::Other => "other",
         }
     }
@@ -200,6 +206,8 @@ impl ErrorClass {
             ErrorClass::InvalidInput => ErrorKind::InvalidInput,
             ErrorClass::TooLarge => ErrorKind::TooLarge,
             ErrorClass::Unsupported => ErrorKind::Unsupported,
+            ErrorClass::PermissionDenied => ErrorKind::PermissionDenied,
+            ErrorClass::Misconfigured => ErrorKind::Misconfigured,
             ErrorClass::Internal | ErrorClass::Other => ErrorKind::Internal,
         }
     }
@@ -216,6 +224,8 @@ impl From<ErrorKind> for ErrorClass {
             ErrorKind::TooLarge => ErrorClass::TooLarge,
             ErrorKind::Unsupported => ErrorClass::Unsupported,
             ErrorKind::Internal => ErrorClass::Internal,
+            ErrorKind::PermissionDenied => ErrorClass::PermissionDenied,
+            ErrorKind::Misconfigured => ErrorClass::Misconfigured,
             _ => ErrorClass::Other,
         }
     }

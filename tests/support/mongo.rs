@@ -90,6 +90,7 @@ pub struct Secantus {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -102,10 +103,25 @@ impl Secantus {
             bin,
             dir,
             port: 0,
+            extra: Vec::new(),
             child: None,
         };
         server.spawn()?;
         Ok(server)
+    }
+
+    /// [`start`](Self::start) on [`secantusd_bin`], or `None` after
+    /// reporting the binary missing (a loud skip locally, a failure under
+    /// `CI=true`).
+    pub fn start_or_skip() -> Option<Self> {
+        let Some(bin) = secantusd_bin() else {
+            server_missing(
+                "the secantusd-rs binary",
+                &"not on PATH nor in ~/.cargo/bin",
+            );
+            return None;
+        };
+        Some(Self::start(bin).expect("start secantusd-rs"))
     }
 
     /// The port it listens on (the same across restarts).
@@ -173,12 +189,25 @@ impl Secantus {
         self.spawn()
     }
 
+    /// Stops it cleanly (SIGTERM, which checkpoints), then starts it again
+    /// on the same port and data directory with `extra` arguments from now
+    /// on (e.g. `--auth`).
+    pub fn restart_with(&mut self, extra: &[&str]) -> std::io::Result<()> {
+        self.signal("-TERM");
+        if let Some(mut child) = self.child.take() {
+            child.wait()?;
+        }
+        self.extra = extra.iter().map(|a| a.to_string()).collect();
+        self.spawn()
+    }
+
     fn spawn(&mut self) -> std::io::Result<()> {
         let mut child = Command::new(&self.bin)
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .arg("--storage-path")
             .arg(self.dir.join("data"))
             .args(["--log-file-max", "1MB", "--cache-size", "128M"])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

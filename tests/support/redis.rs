@@ -176,6 +176,18 @@ impl std::fmt::Debug for RedisServer {
 }
 
 impl RedisServer {
+    /// [`start`](Self::start), or `None` after reporting `redis-server`
+    /// missing (a loud skip locally, a failure under `CI=true`).
+    pub fn start_or_skip(port: u16, extra: &[&str]) -> Option<Self> {
+        match Self::start(port, extra) {
+            Ok(server) => Some(server),
+            Err(e) => {
+                storestack_testkit::server_missing("redis-server on PATH", &e);
+                None
+            }
+        }
+    }
+
     /// Starts a server with no persistence on `port`, plus `extra` arguments,
     /// and waits until it answers.
     pub fn start(port: u16, extra: &[&str]) -> std::io::Result<Self> {
@@ -320,7 +332,7 @@ impl Drop for RedisServer {
 }
 
 /// Runs `redis-cli` with `args`; its stdout.
-fn redis_cli(args: &[&str]) -> std::io::Result<String> {
+pub fn redis_cli(args: &[&str]) -> std::io::Result<String> {
     let out = Command::new("redis-cli")
         .args(args)
         .stdin(Stdio::null())

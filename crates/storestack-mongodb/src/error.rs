@@ -1,4 +1,14 @@
 //! Driver errors as [`StoreError`]s.
+//!
+//! Refused credentials or rights (the driver's `Authentication` errors,
+//! server codes 13 `Unauthorized`, 18 `AuthenticationFailed`, 11
+//! `UserNotFound`) are `PermissionDenied`; a TLS setup or handshake that
+//! fails, a server too old for the driver and a command the server does
+//! not know (59 `CommandNotFound`) are `Misconfigured`. Both are permanent
+//! (see [`storestack::error`]): no retry, no breaker trip, no failover. A
+//! TLS failure met by the driver's server monitor rather than by an
+//! operation surfaces as a server selection timeout (`Unavailable`) whose
+//! source says why.
 
 use std::io;
 
@@ -38,6 +48,18 @@ const TIMEOUT_CODES: &[i32] = &[
     262, // ExceededTimeLimit
 ];
 
+/// Server error codes of refused credentials or rights.
+const PERMISSION_CODES: &[i32] = &[
+    11, // UserNotFound
+    13, // Unauthorized
+    18, // AuthenticationFailed
+];
+
+/// Server error codes of a deployment that does not match the store.
+const MISCONFIGURED_CODES: &[i32] = &[
+    59, // CommandNotFound
+];
+
 /// Server error codes of a document over the size limit.
 const TOO_LARGE_CODES: &[i32] = &[
     10334, // BSONObjectTooLarge
@@ -69,11 +91,22 @@ fn classify(err: &Error) -> (ErrorKind, &'static str) {
         DriverKind::Io(e) if e.kind() == io::ErrorKind::TimedOut => {
             (ErrorKind::Timeout, "network timeout")
         }
+        // The TLS layer reports a failed handshake (an untrusted
+        // certificate, a peer that does not speak TLS) as `InvalidData`; a
+        // plain socket never does.
+        DriverKind::Io(e) if e.kind() == io::ErrorKind::InvalidData => {
+            (ErrorKind::Misconfigured, "tls handshake failed")
+        }
+        DriverKind::InvalidTlsConfig { .. } => (ErrorKind::Misconfigured, "invalid tls settings"),
+        DriverKind::IncompatibleServer { .. } => (
+            ErrorKind::Misconfigured,
+            "the server is too old for the driver",
+        ),
         DriverKind::Io(_) | DriverKind::ConnectionPoolCleared { .. } | DriverKind::Shutdown => {
             (ErrorKind::Unavailable, "connection failed")
         }
         DriverKind::DnsResolve { .. } => (ErrorKind::Unavailable, "name resolution failed"),
-        DriverKind::Authentication { .. } => (ErrorKind::Unavailable, "authentication failed"),
+        DriverKind::Authentication { .. } => (ErrorKind::PermissionDenied, "authentication failed"),
         DriverKind::BsonDeserialization(_) => (ErrorKind::Corrupt, "undecodable document"),
         DriverKind::InvalidResponse { .. } => (ErrorKind::Corrupt, "invalid server response"),
         DriverKind::BsonSerialization(_) => (ErrorKind::Internal, "document encoding failed"),
@@ -85,6 +118,14 @@ fn classify(err: &Error) -> (ErrorKind, &'static str) {
             Some(code) if TOO_LARGE_CODES.contains(&code) => {
                 (ErrorKind::TooLarge, "document too large")
             }
+            Some(code) if PERMISSION_CODES.contains(&code) => (
+                ErrorKind::PermissionDenied,
+                "the server refused the credentials or a right",
+            ),
+            Some(code) if MISCONFIGURED_CODES.contains(&code) => (
+                ErrorKind::Misconfigured,
+                "the server does not know a command this store sends",
+            ),
             Some(code) if TRANSIENT_CODES.contains(&code) => {
                 (ErrorKind::Unavailable, "server temporarily unavailable")
             }
@@ -145,5 +186,33 @@ mod tests {
             .expect_err("malformed document");
         let err = from_driver(Op::Get, Error::from(bad));
         assert_eq!(err.kind(), ErrorKind::Corrupt);
+    }
+
+    fn command(code: i32, name: &str) -> Error {
+        let reply = mongodb::bson::doc! { "ok": 0, "code": code, "codeName": name, "errmsg": "x" };
+        let command: mongodb::error::CommandError =
+            mongodb::bson::from_document(reply).expect("a command error");
+        Error::from(DriverKind::Command(command))
+    }
+
+    #[test]
+    fn a_broken_deployment_is_permanent() {
+        for (err, kind) in [
+            (command(13, "Unauthorized"), ErrorKind::PermissionDenied),
+            (
+                command(18, "AuthenticationFailed"),
+                ErrorKind::PermissionDenied,
+            ),
+            (command(59, "CommandNotFound"), ErrorKind::Misconfigured),
+            (io(io::ErrorKind::InvalidData), ErrorKind::Misconfigured),
+        ] {
+            let err = from_driver(Op::Get, err);
+            assert_eq!(err.kind(), kind, "{err:?}");
+            assert!(!err.is_transient() && err.needs_operator());
+        }
+        assert_eq!(
+            from_driver(Op::Get, command(91, "ShutdownInProgress")).kind(),
+            ErrorKind::Unavailable
+        );
     }
 }

@@ -135,8 +135,10 @@ impl RedisStore {
     ///
     /// Fails with `InvalidInput` for a bad configuration, with
     /// `Unavailable` / `Timeout` if the server cannot be reached (unless
-    /// [`lazy_connect`](RedisConfig::lazy_connect) is set), and with
-    /// `Unsupported` for a server older than Redis 7.0. After that the
+    /// [`lazy_connect`](RedisConfig::lazy_connect) is set), with
+    /// `PermissionDenied` for credentials the server refuses, and with
+    /// `Misconfigured` for a failed TLS handshake or a server older than
+    /// Redis 7.0 (see the [error mapping](crate::error)). After that the
     /// store reconnects by itself whenever a connection is lost.
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         let builder = crate::connect::builder(&config)?;
@@ -153,7 +155,7 @@ impl RedisStore {
         if let Some(version) = pool.next().server_version() {
             if version.major < 7 {
                 let _ = pool.quit().await;
-                return Err(StoreError::new(ErrorKind::Unsupported, Op::Connect)
+                return Err(StoreError::new(ErrorKind::Misconfigured, Op::Connect)
                     .with_store(STORE_NAME)
                     .with_message(format!(
                         "redis {version} is too old: storestack-redis needs 7.0 or later"

@@ -6,10 +6,65 @@
 //! chain. It is never flattened into a string: a circuit breaker must be able
 //! to tell a timeout from a decoding bug.
 //!
-//! [`StoreError::is_transient`] is what Retry, CircuitBreaker and Fallback
-//! read. `Corrupt`, `InvalidInput`, `TooLarge`, `Unsupported` and `Internal`
-//! are not backend outages: they must not trip a breaker or trigger failover.
-
+//! # What each kind makes the decorators do
+//!
+//! The kind alone decides, through two questions asked of it:
+//! [`ErrorKind::is_transient`] (may this go away by itself, later or on
+//! another store?) and [`ErrorKind::needs_operator`] (is the deployment
+//! wrong, so that every call will fail the same way until someone fixes
+//! it?). This table is the one place the answers are decided; the
+//! decorators' docs refer to it.
+//!
+//! | kind | transient | Retry | CircuitBreaker | Fallback | Cached (stale on error) | Instrumented |
+//! |---|---|---|---|---|---|---|
+//! | `Unavailable`, `Timeout` | yes | retries | counts a failure | fails over | may serve stale | `debug` |
+//! | `CircuitOpen` | yes | returns it at once (fast by design) | counts a failure (from a breaker below) | fails over | may serve stale | `debug` |
+//! | `PermissionDenied`, `Misconfigured` | **no, permanent** | never retries | neutral: not a failure, not a success | returns it, no failover | no | `error` |
+//! | `Corrupt`, `Internal` | no | never retries | neutral | returns it, no failover | no | `warn` |
+//! | `InvalidInput`, `TooLarge`, `Unsupported` | no | never retries | neutral | returns it, no failover | no | `debug` |
+//!
+//! # Permanent failures fail loudly
+//!
+//! A wrong password, a user without the rights an operation needs, a TLS
+//! handshake that fails (a bad or unknown certificate, TLS spoken to a plain
+//! port), a command the server does not know (too old a server, a renamed
+//! or disabled command) and settings the server refuses are
+//! [`PermissionDenied`](ErrorKind::PermissionDenied) and
+//! [`Misconfigured`](ErrorKind::Misconfigured). Every backend maps its
+//! client's errors to them (see each backend's error module). Waiting does
+//! not fix them, so:
+//!
+//! * **Retry never retries them**: another attempt meets the same refusal
+//!   and only delays the error.
+//! * **The CircuitBreaker does not count them.** Opening would turn a
+//!   permanent error into `CircuitOpen`, which is transient: Retry and
+//!   Fallback above would then treat a wrong password as an outage, and the
+//!   breaker's half-open trials would keep "recovering" it. Neutral, every
+//!   call reaches the backend and fails with the real cause; the refusal is
+//!   cheap (the server answers at once, or the client refuses before
+//!   sending).
+//! * **The Fallback does not fail over** on them, as on every non-transient
+//!   error. Failing over would keep the application running on the
+//!   secondary while the primary is broken for good, so that a
+//!   misconfiguration looks like a flaky network for as long as nobody reads
+//!   the logs (the finding that made these kinds); and the writes journaled
+//!   meanwhile would wait for a repair that cannot happen until an operator
+//!   acts, with the secondary holding the only copy. A misconfigured
+//!   deployment must fail at its first request (or at start-up, where
+//!   backends connect eagerly), where whoever deployed it sees it. A write
+//!   that the first side took and the second refused permanently is
+//!   journaled for repair, like any write the second side missed, and the
+//!   refusal is returned.
+//! * **Instrumented logs them at `error`** and counts them under their own
+//!   `outcome` label (`permission_denied`, `misconfigured`) for alerts.
+//!
+//! A connection that is lost and then re-established with credentials the
+//! server no longer accepts (a password rotated on the server only) fails
+//! inside the client's reconnect loop, where the operations waiting on it
+//! see an unreachable server (`Unavailable`) rather than the refusal: the
+//! clients give operations no access to a reconnection's cause. The
+//! refusal is in the client's log; a store created afresh (a restart)
+//! reports it as `PermissionDenied`.
 use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
@@ -33,7 +88,8 @@ pub enum ErrorKind {
     /// decryption or authentication, decompression error, bad serde data.
     Corrupt,
     /// The caller passed something the contract forbids (an empty key, a
-    /// key that is too long, an expiry outside the representable range).
+    /// key that is too long, an expiry outside the representable range), or
+    /// a configuration that a backend's `connect` refuses before any I/O.
     InvalidInput,
     /// A value (or a decompressed value) is larger than the configured limit.
     TooLarge,
@@ -41,16 +97,62 @@ pub enum ErrorKind {
     Unsupported,
     /// A bug or an unexpected state in a store or decorator.
     Internal,
+    /// The backend refused the store's credentials, or the rights they
+    /// carry: a wrong user name or password (Redis `WRONGPASS`, `NOAUTH`;
+    /// MongoDB `AuthenticationFailed`), or a user without a right an
+    /// operation needs (Redis `NOPERM`, MongoDB `Unauthorized`). Permanent:
+    /// it lasts until an operator fixes the credentials or the grants (see
+    /// the [module docs](self#permanent-failures-fail-loudly)).
+    PermissionDenied,
+    /// The deployment does not match what the store needs: a TLS handshake
+    /// that failed (certificate, protocol), a command the server does not
+    /// know (the server is too old, or the command is renamed or disabled),
+    /// settings the server refuses (a database it does not have, cluster
+    /// mode against a server without it). Permanent, like
+    /// [`PermissionDenied`](Self::PermissionDenied).
+    Misconfigured,
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Unavailable,
+        ErrorKind::Timeout,
+        ErrorKind::CircuitOpen,
+        ErrorKind::Corrupt,
+        ErrorKind::InvalidInput,
+        ErrorKind::TooLarge,
+        ErrorKind::Unsupported,
+        ErrorKind::Internal,
+        ErrorKind::PermissionDenied,
+        ErrorKind::Misconfigured,
+    ];
+
     /// Whether an error of this kind may succeed if tried again later or
     /// against another store: `Unavailable`, `Timeout` and `CircuitOpen`.
+    /// What Retry, CircuitBreaker and Fallback read (see the table in the
+    /// [module docs](self)).
     pub const fn is_transient(self) -> bool {
         matches!(
             self,
             ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::CircuitOpen
         )
+    }
+
+    /// Whether only an operator can make the error go away: the deployment
+    /// is wrong (credentials, grants, TLS, server version, configuration)
+    /// and every call will fail the same way until it is fixed:
+    /// `PermissionDenied` and `Misconfigured`. Never transient.
+    ///
+    /// ```
+    /// use storestack::ErrorKind;
+    ///
+    /// assert!(ErrorKind::PermissionDenied.needs_operator());
+    /// assert!(!ErrorKind::PermissionDenied.is_transient());
+    /// assert!(!ErrorKind::Unavailable.needs_operator());
+    /// ```
+    pub const fn needs_operator(self) -> bool {
+        matches!(self, ErrorKind::PermissionDenied | ErrorKind::Misconfigured)
     }
 
     /// A stable lower-case name, used in messages and metric labels.
@@ -64,6 +166,8 @@ impl ErrorKind {
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Internal => "internal",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::Misconfigured => "misconfigured",
         }
     }
 }
@@ -239,6 +343,12 @@ impl StoreError {
         self.kind.is_transient()
     }
 
+    /// Whether only an operator can make the error go away: see
+    /// [`ErrorKind::needs_operator`].
+    pub fn needs_operator(&self) -> bool {
+        self.kind.needs_operator()
+    }
+
     /// Shorthand for an `Unavailable` error.
     pub fn unavailable(op: Op) -> Self {
         Self::new(ErrorKind::Unavailable, op)
@@ -262,6 +372,16 @@ impl StoreError {
     /// Shorthand for an `Internal` error.
     pub fn internal(op: Op) -> Self {
         Self::new(ErrorKind::Internal, op)
+    }
+
+    /// Shorthand for a `PermissionDenied` error.
+    pub fn permission_denied(op: Op) -> Self {
+        Self::new(ErrorKind::PermissionDenied, op)
+    }
+
+    /// Shorthand for a `Misconfigured` error.
+    pub fn misconfigured(op: Op) -> Self {
+        Self::new(ErrorKind::Misconfigured, op)
     }
 }
 
@@ -320,15 +440,25 @@ mod tests {
             ErrorKind::Timeout,
             ErrorKind::CircuitOpen,
         ];
-        let permanent = [
-            ErrorKind::Corrupt,
-            ErrorKind::InvalidInput,
-            ErrorKind::TooLarge,
-            ErrorKind::Unsupported,
-            ErrorKind::Internal,
-        ];
-        assert!(transient.iter().all(|k| k.is_transient()));
-        assert!(permanent.iter().all(|k| !k.is_transient()));
+        for kind in ErrorKind::ALL {
+            assert_eq!(kind.is_transient(), transient.contains(&kind), "{kind}");
+        }
+    }
+
+    #[test]
+    fn operator_kinds_are_permanent() {
+        let operator = [ErrorKind::PermissionDenied, ErrorKind::Misconfigured];
+        for kind in ErrorKind::ALL {
+            assert_eq!(kind.needs_operator(), operator.contains(&kind), "{kind}");
+            assert!(!(kind.needs_operator() && kind.is_transient()), "{kind}");
+        }
+    }
+
+    #[test]
+    fn names_are_distinct() {
+        let names: std::collections::HashSet<_> =
+            ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
     }
 
     #[test]

@@ -38,7 +38,7 @@
 //! | label | values |
 //! |---|---|
 //! | `op` | [`Op::as_str`](crate::Op::as_str): `get`, `set`, `create`, `delete`, `touch`, `scan`, `len`, `clear` |
-//! | `outcome` | `ok`; `miss` (`get` found nothing, `delete`/`touch` found no record); `exists` (`create` found a record); or an [`ErrorKind::as_str`](crate::ErrorKind::as_str): `unavailable`, `timeout`, `circuit_open`, `corrupt`, `invalid_input`, `too_large`, `unsupported`, `internal` |
+//! | `outcome` | `ok`; `miss` (`get` found nothing, `delete`/`touch` found no record); `exists` (`create` found a record); or an [`ErrorKind::as_str`](crate::ErrorKind::as_str): `unavailable`, `timeout`, `circuit_open`, `corrupt`, `invalid_input`, `too_large`, `unsupported`, `internal`, `permission_denied`, `misconfigured` |
 //! | `from`, `to` | `closed`, `open`, `half_open`, `forced_open`, `forced_closed` |
 //! | `reason` | an [`ErrorKind::as_str`](crate::ErrorKind::as_str) |
 //! | `scope` | `key`, `all` |
@@ -108,20 +108,19 @@ pub mod outcome {
     /// `create` found a live record and wrote nothing.
     pub const EXISTS: &str = "exists";
 
-    /// Every outcome value: `ok`, `miss`, `exists`, then every error kind.
-    pub const ALL: [&str; 11] = [
-        OK,
-        MISS,
-        EXISTS,
-        ErrorKind::Unavailable.as_str(),
-        ErrorKind::Timeout.as_str(),
-        ErrorKind::CircuitOpen.as_str(),
-        ErrorKind::Corrupt.as_str(),
-        ErrorKind::InvalidInput.as_str(),
-        ErrorKind::TooLarge.as_str(),
-        ErrorKind::Unsupported.as_str(),
-        ErrorKind::Internal.as_str(),
-    ];
+    /// Every outcome value: `ok`, `miss`, `exists`, then every error kind
+    /// (in [`ErrorKind::ALL`] order).
+    pub const ALL: [&str; 3 + ErrorKind::ALL.len()] = {
+        let mut all = [OK; 3 + ErrorKind::ALL.len()];
+        all[1] = MISS;
+        all[2] = EXISTS;
+        let mut i = 0;
+        while i < ErrorKind::ALL.len() {
+            all[3 + i] = ErrorKind::ALL[i].as_str();
+            i += 1;
+        }
+        all
+    };
 }
 
 /// Values of the `from` / `to` labels and of the `storestack_breaker_state`
@@ -167,16 +166,8 @@ impl OutcomeIdx {
     pub(crate) const EXISTS: Self = OutcomeIdx(2);
 
     pub(crate) const fn of_error(kind: ErrorKind) -> Self {
-        OutcomeIdx(match kind {
-            ErrorKind::Unavailable => 3,
-            ErrorKind::Timeout => 4,
-            ErrorKind::CircuitOpen => 5,
-            ErrorKind::Corrupt => 6,
-            ErrorKind::InvalidInput => 7,
-            ErrorKind::TooLarge => 8,
-            ErrorKind::Unsupported => 9,
-            ErrorKind::Internal => 10,
-        })
+        // `ErrorKind::ALL` lists the kinds in declaration order.
+        OutcomeIdx(3 + kind as usize)
     }
 
     pub(crate) const fn as_str(self) -> &'static str {
@@ -190,16 +181,7 @@ mod tests {
 
     #[test]
     fn outcome_indices_match_names() {
-        for kind in [
-            ErrorKind::Unavailable,
-            ErrorKind::Timeout,
-            ErrorKind::CircuitOpen,
-            ErrorKind::Corrupt,
-            ErrorKind::InvalidInput,
-            ErrorKind::TooLarge,
-            ErrorKind::Unsupported,
-            ErrorKind::Internal,
-        ] {
+        for kind in ErrorKind::ALL {
             assert_eq!(OutcomeIdx::of_error(kind).as_str(), kind.as_str());
         }
         assert_eq!(OutcomeIdx::MISS.as_str(), "miss");

@@ -122,10 +122,17 @@ impl<S: Store> Cached<S> {
             }
             Err(e) => {
                 core.fill_write(key, None, None);
-                // Refused before reaching the backend: nothing changed.
+                // The other kinds are refusals before anything changed. A
+                // permanent refusal may come from a Fallback's second side
+                // after the first took the write: other instances must drop
+                // the key too.
                 matches!(
                     e.kind(),
-                    ErrorKind::Timeout | ErrorKind::Unavailable | ErrorKind::Internal
+                    ErrorKind::Timeout
+                        | ErrorKind::Unavailable
+                        | ErrorKind::Internal
+                        | ErrorKind::PermissionDenied
+                        | ErrorKind::Misconfigured
                 )
             }
         };

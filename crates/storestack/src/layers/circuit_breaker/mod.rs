@@ -18,7 +18,11 @@
 //! `Timeout`, `CircuitOpen` from a breaker below), and calls slower than
 //! [`slow_call`](BreakerConfig::slow_call) if set. `Corrupt`,
 //! `InvalidInput`, `TooLarge` and the other permanent errors say nothing
-//! about the backend's health: they are neither failures nor successes. A
+//! about the backend's health: they are neither failures nor successes.
+//! That includes a broken deployment (`PermissionDenied`, `Misconfigured`):
+//! opening would turn it into a transient `CircuitOpen` that Retry and
+//! Fallback treat as an outage (the table and the reasons are in the
+//! [error module](crate::error)). A
 //! call abandoned by its caller (its future dropped) counts as a failure
 //! if it was a trial or already slow, and not at all otherwise.
 //!

@@ -18,9 +18,11 @@
 //! * logs a `WARN` event `slow store operation` (with store, op, key hash and
 //!   latency) when an operation takes at least the slow threshold, and
 //!   counts it;
-//! * logs failures as an event inside the span: `WARN` for `Corrupt` and
-//!   `Internal` (tampering or bugs), `DEBUG` for the others (an outage
-//!   shows in the metrics, not as one log line per request).
+//! * logs failures as an event inside the span: `ERROR` for
+//!   `PermissionDenied` and `Misconfigured` (a broken deployment:
+//!   [`ErrorKind::needs_operator`]), `WARN` for `Corrupt` and `Internal`
+//!   (tampering or bugs), `DEBUG` for the others (an outage shows in the
+//!   metrics, not as one log line per request).
 //!
 //! Errors pass through unchanged; the decorator changes no semantics.
 //!
@@ -185,15 +187,20 @@ impl<S> Instrumented<S> {
                 span.record("value_bytes", b as u64);
             }
             if let Err(e) = &result {
-                if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::Internal) {
+                if e.needs_operator() {
+                    tracing::error!(parent: &span, error = %e, "store operation failed");
+                } else if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::Internal) {
                     tracing::warn!(parent: &span, error = %e, "store operation failed");
                 } else {
                     tracing::debug!(parent: &span, error = %e, "store operation failed");
                 }
             }
         } else if let Err(e) = &result {
-            // Without the span, bugs and tampering still deserve a line.
-            if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::Internal) {
+            // Without the span, a broken deployment, bugs and tampering
+            // still deserve a line.
+            if e.needs_operator() {
+                tracing::error!(store = &*self.label, op = op.as_str(), error = %e, "store operation failed");
+            } else if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::Internal) {
                 tracing::warn!(store = &*self.label, op = op.as_str(), error = %e, "store operation failed");
             }
         }

@@ -232,3 +232,53 @@ async fn quiet_subscriber_records_no_span() {
     store.get("k").await.unwrap();
     assert_eq!(buf.text(), "", "an INFO subscriber sees no per-op output");
 }
+
+/// A broken deployment is logged at ERROR, tampering at WARN, and an outage
+/// not at all above DEBUG (it shows in the metrics).
+#[tokio::test]
+async fn log_levels_follow_the_error_kind() {
+    let buf = Buf::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(buf.clone())
+        .finish();
+    let _serial = SUBSCRIBER_LOCK.lock().await;
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    let inner = Scripted::new();
+    let store = inner
+        .clone()
+        .instrumented(InstrumentConfig::new("s").slow_threshold(None));
+    let mut seen = 0;
+    let mut out = Vec::new();
+    for kind in [
+        ErrorKind::PermissionDenied,
+        ErrorKind::Misconfigured,
+        ErrorKind::Corrupt,
+        ErrorKind::Unavailable,
+    ] {
+        inner.heal();
+        inner.fail(Op::Get, kind);
+        assert_eq!(store.get("k").await.unwrap_err().kind(), kind);
+        let text = buf.text();
+        out.push(text[seen..].to_owned());
+        seen = text.len();
+    }
+    for (kind, out) in [ErrorKind::PermissionDenied, ErrorKind::Misconfigured]
+        .iter()
+        .zip(&out)
+    {
+        assert!(out.contains("ERROR"), "{kind}: {out:?}");
+        assert!(out.contains(kind.as_str()), "{kind}: {out:?}");
+    }
+    assert!(
+        out[2].contains("WARN") && !out[2].contains("ERROR"),
+        "{:?}",
+        out[2]
+    );
+    assert_eq!(
+        out[3], "",
+        "an outage is not logged per request above DEBUG"
+    );
+}

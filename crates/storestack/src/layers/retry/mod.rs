@@ -10,7 +10,10 @@
 //! What is **not** retried, and returned at once, unmarked:
 //!
 //! * non-transient errors (`Corrupt`, `InvalidInput`, `TooLarge`, …):
-//!   trying again cannot change them;
+//!   trying again cannot change them; nor a broken deployment
+//!   (`PermissionDenied`: a wrong password or a missing grant;
+//!   `Misconfigured`: TLS, an unknown command), which only an operator can
+//!   fix (see the [error module](crate::error));
 //! * `CircuitOpen`: a breaker fails fast by design, and retrying a fast
 //!   failure only burns the budget while the breaker stays open (put the
 //!   breaker *above* Retry, or let a Fallback take over);

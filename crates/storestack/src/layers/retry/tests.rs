@@ -84,6 +84,8 @@ async fn permanent_errors_circuit_open_and_exhausted_fail_at_once() {
     for step in [
         Step::Fail(ErrorKind::Corrupt),
         Step::Fail(ErrorKind::InvalidInput),
+        Step::Fail(ErrorKind::PermissionDenied),
+        Step::Fail(ErrorKind::Misconfigured),
         Step::Fail(ErrorKind::CircuitOpen),
     ] {
         let inner = Scripted::new();

@@ -56,13 +56,19 @@ impl FileCheckpoint {
 impl Checkpoint for FileCheckpoint {
     async fn load(&self) -> Result<Option<CheckpointState>> {
         let path = self.path.clone();
-        let text = blocking(Op::Get, move || match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(text)),
+        let bytes = blocking(Op::Get, move || match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         })
         .await?;
-        text.map(|t| decode(&t)).transpose()
+        // Bytes that are not UTF-8 are damage (`Corrupt`, from `decode`),
+        // not an unreadable file (`read_to_string`'s `InvalidData` would
+        // have made it `Unavailable`, a transient error; found by the
+        // migration_decode fuzz target).
+        bytes
+            .map(|b| decode(&String::from_utf8_lossy(&b)))
+            .transpose()
     }
 
     async fn save(&self, state: &CheckpointState) -> Result<()> {
@@ -247,6 +253,10 @@ mod tests {
             let mode = std::fs::metadata(ckpt.path()).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "checkpoint readable by others: {mode:o}");
         }
+        // Damage that is not even UTF-8 is `Corrupt` too, not an I/O
+        // failure (found by the migration_decode fuzz target).
+        std::fs::write(ckpt.path(), [0xF0, 0x3F]).unwrap();
+        assert_eq!(ckpt.load().await.unwrap_err().kind(), ErrorKind::Corrupt);
         ckpt.remove().await.unwrap();
         ckpt.remove().await.unwrap();
         assert_eq!(ckpt.load().await.unwrap(), None);
