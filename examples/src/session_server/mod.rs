@@ -138,8 +138,14 @@ impl SessionStack {
     /// start is connected in the background (its calls fail with
     /// `Unavailable` meanwhile); only a bad configuration fails here.
     pub async fn connect(config: &ServerConfig) -> Result<Self, StartError> {
-        let redis = RedisStore::connect(config.redis.clone().lazy_connect(true))
-            .await
+        let redis = match RedisStore::connect(config.redis.clone()).await {
+            Err(err) if err.is_transient() => {
+                tracing::warn!(error = %err, "redis unreachable at start: connecting in the background");
+                RedisStore::connect(config.redis.clone().lazy_connect(true)).await
+            }
+            connected => connected,
+        };
+        let redis = redis
             .map_err(StartError::Redis)?
             .timeout(config.redis_deadline)
             .circuit_breaker(config.breaker.clone());
