@@ -36,6 +36,17 @@
 //! tower-sessions' error type holds strings only; the storestack error is
 //! rendered with its whole source chain before it is flattened.
 //!
+//! ## Graceful degradation
+//!
+//! Wrap the stack in [`DegradeLayer`] and the router in [`DegradedLayer`]
+//! (outside `SessionManagerLayer`), and a store outage costs a user the
+//! session changes made during it, not the site: the request goes on with
+//! a temporary session under the same ID and the response carries
+//! `X-Session-Degraded: true`. See [`storestack_session_core::degrade`]
+//! for the rules and limits. The encoding, error rendering and time
+//! conversions are shared with `storestack-actix` through
+//! [`storestack_session_core::codec`].
+//!
 //! # Examples
 //!
 //! ```
@@ -61,16 +72,22 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
+mod degraded;
+
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use storestack::redact::KeyHash;
 use storestack::{ErrorKind, Record, Store, StoreError};
-use time::OffsetDateTime;
+use storestack_session_core::codec::{
+    self, offset_date_time as to_offset_date_time, system_time as to_system_time,
+};
 use tower_sessions_core::session::{Id, Record as SessionRecord};
 use tower_sessions_core::session_store::{self, Error};
+
+pub use degraded::{DegradedLayer, DegradedService};
+pub use storestack_session_core::degrade::{DegradeConfig, DegradeLayer, Degraded, HEADER};
 
 /// How many fresh IDs `create` draws after collisions before giving up. With
 /// 128-bit random IDs a single collision is already astronomically rare;
@@ -112,44 +129,15 @@ impl<S: Store> SessionStore<S> {
 
 type Data = HashMap<String, serde_json::Value>;
 
-fn to_system_time(t: OffsetDateTime) -> SystemTime {
-    let nanos = t.unix_timestamp_nanos();
-    if nanos <= 0 {
-        UNIX_EPOCH
-    } else {
-        UNIX_EPOCH + Duration::from_nanos(nanos.min(u64::MAX as i128) as u64)
-    }
-}
-
-fn to_offset_date_time(t: Option<SystemTime>) -> OffsetDateTime {
-    let Some(t) = t else {
-        // Records written outside tower-sessions may never expire.
-        return time::PrimitiveDateTime::MAX.assume_utc();
-    };
-    let nanos = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as i128;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
-}
-
 /// Renders an error with its whole source chain (tower-sessions keeps only
 /// strings).
 fn backend(err: StoreError) -> Error {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    Error::Backend(text)
+    Error::Backend(codec::chain(&err))
 }
 
 fn encode(record: &SessionRecord) -> session_store::Result<Record> {
-    let bytes = rmp_serde::to_vec_named(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
-    Ok(Record::expiring_at(
-        bytes,
-        to_system_time(record.expiry_date),
-    ))
+    codec::encode(&record.data, to_system_time(record.expiry_date))
+        .map_err(|e| Error::Encode(e.to_string()))
 }
 
 #[async_trait]

@@ -1,5 +1,7 @@
 use std::time::SystemTime;
 
+use time::OffsetDateTime;
+
 use storestack::clock::MockClock;
 use storestack::{async_trait, MemoryConfig, MemoryStore, Op, ScanCursor, ScanPage};
 use tower_sessions_core::SessionStore as _;

@@ -11,6 +11,7 @@ use storestack::{
 };
 use storestack_mongodb::MongoConfig;
 use storestack_redis::RedisConfig;
+use storestack_session_core::DegradeConfig;
 
 /// The environment variable holding the encryption key ring
 /// (`id:<base64 or hex key>,…`, the first key encrypts; see
@@ -54,6 +55,16 @@ pub struct ServerConfig {
     pub compression: CompressedLayer,
     /// A session untouched for this long expires. Default 1 day.
     pub session_idle: Duration,
+    /// Graceful degradation: while both stores are down, requests go on
+    /// with temporary sessions and answer `X-Session-Degraded: true`
+    /// (see `storestack_session_core::degrade`). `None` turns it off (an
+    /// outage then answers 503 from the axum server, 500 from the actix
+    /// one). Default: on, with [`DegradeConfig::default`].
+    pub degrade: Option<DegradeConfig>,
+    /// How often a store unreachable at start is tried again in the
+    /// background (the server starts and serves degraded meanwhile).
+    /// Default 1 s.
+    pub reconnect_every: Duration,
 }
 
 impl ServerConfig {
@@ -77,6 +88,8 @@ impl ServerConfig {
             cache: CacheConfig::default(),
             compression: CompressedLayer::zstd(3),
             session_idle: Duration::from_secs(24 * 3600),
+            degrade: Some(DegradeConfig::default()),
+            reconnect_every: Duration::from_secs(1),
         }
     }
 
@@ -120,6 +133,10 @@ pub struct Args {
     /// MongoDB collection (the server owns it).
     #[arg(long, default_value = "sessions")]
     pub mongo_collection: String,
+    /// Answer 503 while both stores are down instead of serving temporary
+    /// sessions marked `X-Session-Degraded: true`.
+    #[arg(long)]
+    pub no_degrade: bool,
 }
 
 impl Args {
@@ -131,7 +148,11 @@ impl Args {
         let mongo = MongoConfig::new(self.mongo_url)
             .database(self.mongo_database)
             .collection(self.mongo_collection);
-        Ok(ServerConfig::new(redis, mongo, keyring_from_env()?).listen(self.listen))
+        let mut config = ServerConfig::new(redis, mongo, keyring_from_env()?).listen(self.listen);
+        if self.no_degrade {
+            config.degrade = None;
+        }
+        Ok(config)
     }
 }
 

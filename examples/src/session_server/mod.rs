@@ -23,11 +23,17 @@
 //! | `GET /health` | JSON [`Health`]: breaker states and fallback status; 503 when both stores are down |
 //!
 //! An unreadable session (a tampered cookie, or stored bytes that fail
-//! authentication) gives a fresh session, not an error page; a store
-//! outage that the fallback cannot hide answers 503.
+//! authentication) gives a fresh session, not an error page. A store
+//! outage that the fallback cannot hide (both stores down) is served
+//! degraded: the request goes on with a temporary session and the
+//! response carries `X-Session-Degraded: true`
+//! ([`ServerConfig::degrade`]; without it, 503). The server starts while
+//! the stores are unreachable (it connects in the background) and
+//! recovers by itself when they return.
 
 mod config;
 mod health;
+mod lazy;
 
 use std::io;
 use std::net::SocketAddr;
@@ -43,7 +49,8 @@ use storestack::layers::fallback::FallbackLayer;
 use storestack::{BreakerHandle, FallbackHandle, SharedStore, StoreError, StoreExt};
 use storestack_mongodb::MongoStore;
 use storestack_redis::RedisStore;
-use storestack_sessions::SessionStore;
+use storestack_session_core::DegradeLayer;
+use storestack_sessions::{DegradedLayer, SessionStore};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
@@ -127,14 +134,24 @@ impl std::fmt::Debug for SessionStack {
 }
 
 impl SessionStack {
-    /// Connects both stores and builds the stack.
+    /// Connects both stores and builds the stack. A store unreachable at
+    /// start is connected in the background (its calls fail with
+    /// `Unavailable` meanwhile); only a bad configuration fails here.
     pub async fn connect(config: &ServerConfig) -> Result<Self, StartError> {
-        let redis = RedisStore::connect(config.redis.clone())
-            .await
+        let redis = match RedisStore::connect(config.redis.clone()).await {
+            Err(err) if err.is_transient() => {
+                tracing::warn!(error = %err, "redis unreachable at start: connecting in the background");
+                RedisStore::connect(config.redis.clone().lazy_connect(true)).await
+            }
+            connected => connected,
+        };
+        let redis = redis
             .map_err(StartError::Redis)?
             .timeout(config.redis_deadline)
             .circuit_breaker(config.breaker.clone());
-        let mongo = MongoStore::connect(config.mongo.clone())
+        let mongo_config = config.mongo.clone();
+        let connect_mongo = move || MongoStore::connect(mongo_config.clone());
+        let mongo = lazy::Reconnecting::connect("mongodb", config.reconnect_every, connect_mongo)
             .await
             .map_err(StartError::Mongo)?
             .timeout(config.mongo_deadline)
@@ -158,6 +175,20 @@ impl SessionStack {
         })
     }
 
+    /// The store the session framework sees: the stack, wrapped in
+    /// [`Degraded`](storestack_session_core::Degraded) when
+    /// [`ServerConfig::degrade`] is set.
+    pub fn session_store(&self, config: &ServerConfig) -> SharedStore {
+        match &config.degrade {
+            Some(degrade) => self
+                .store
+                .clone()
+                .layer(DegradeLayer::new(degrade.clone()))
+                .shared(),
+            None => self.store.clone(),
+        }
+    }
+
     /// The health report now.
     pub fn health(&self) -> Health {
         Health::collect(&self.redis_breaker, &self.mongo_breaker, &self.fallback)
@@ -173,7 +204,7 @@ struct AppState {
 /// The routes, over `stack`, with the session layer.
 pub fn router(stack: SessionStack, prometheus: PrometheusHandle, config: &ServerConfig) -> Router {
     let idle = time::Duration::try_from(config.session_idle).unwrap_or(time::Duration::DAY);
-    let sessions = SessionManagerLayer::new(SessionStore::new(stack.store.clone()))
+    let sessions = SessionManagerLayer::new(SessionStore::new(stack.session_store(config)))
         .with_secure(false)
         .with_expiry(Expiry::OnInactivity(idle));
     let state = AppState { stack, prometheus };
@@ -181,6 +212,7 @@ pub fn router(stack: SessionStack, prometheus: PrometheusHandle, config: &Server
         .route("/", get(count))
         .route("/logout", get(logout))
         .layer(sessions)
+        .layer(DegradedLayer::new())
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .with_state(state)
