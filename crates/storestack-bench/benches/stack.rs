@@ -16,8 +16,11 @@
 //! * `stack-miss`: the full stack (see `storestack_bench::full_stack`)
 //!   with a cache that holds nothing, so every read pays the lookup and the
 //!   load through every layer; the fallback in its default mode
-//!   (`JournalCheck::PerRead`: each read of Redis also reads the key's
-//!   journal entry on Mongo, concurrently).
+//!   (`JournalCheck::Lease`: while the read lease holds, a read is one
+//!   Redis read).
+//! * `stack-miss-per-read`: the same with `JournalCheck::PerRead` (each
+//!   read of Redis also reads the key's journal entry on Mongo,
+//!   concurrently).
 //! * `stack-miss-poll`: the same with `JournalCheck::Poll` (reads trust the
 //!   journal entries this process knows of, polled every second).
 //! * `stack-hit` (get only): the full stack on a cache hit.
@@ -147,6 +150,10 @@ fn main() {
             ("redis-store", Subject::Store(Arc::new(store))),
             (
                 "stack-miss",
+                Subject::Store(stack(CacheMode::AlwaysMiss, JournalCheck::Lease).await),
+            ),
+            (
+                "stack-miss-per-read",
                 Subject::Store(stack(CacheMode::AlwaysMiss, JournalCheck::PerRead).await),
             ),
             (
@@ -155,7 +162,7 @@ fn main() {
             ),
             (
                 "stack-hit",
-                Subject::Store(stack(CacheMode::Normal, JournalCheck::PerRead).await),
+                Subject::Store(stack(CacheMode::Normal, JournalCheck::Lease).await),
             ),
         ]
     });

@@ -86,6 +86,27 @@ pub struct FallbackReport {
     pub refused: u64,
     /// Operations failed because both sides failed.
     pub both_failed: u64,
+    /// Reads Redis answered absent and MongoDB served (Redis had lost them).
+    pub read_through: u64,
+    /// The resync of a store that came back empty or with old data, if one
+    /// is in progress.
+    pub resync: Option<ResyncReport>,
+}
+
+/// A whole-store resync in progress ([`storestack::layers::fallback::ResyncStatus`]).
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct ResyncReport {
+    /// `primary` (Redis) or `secondary` (MongoDB): the store being made whole.
+    pub side: &'static str,
+    /// Whether this process runs it.
+    pub running_here: bool,
+    /// Keys compared so far by this process.
+    pub keys_checked: u64,
+    /// Keys copied (or removed) so far by this process.
+    pub keys_copied: u64,
+    /// `healthy` (scanning the store copied from) or `resynced`.
+    pub phase: &'static str,
 }
 
 /// One side of the fallback.
@@ -160,6 +181,14 @@ impl From<&FallbackStatus> for FallbackReport {
             degraded_writes: s.degraded_writes,
             refused: s.refused,
             both_failed: s.both_failed,
+            read_through: s.read_through,
+            resync: s.resync.as_ref().map(|r| ResyncReport {
+                side: r.side.as_str(),
+                running_here: r.running_here,
+                keys_checked: r.keys_checked,
+                keys_copied: r.keys_copied,
+                phase: r.phase,
+            }),
         }
     }
 }
