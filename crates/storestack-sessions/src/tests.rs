@@ -106,6 +106,17 @@ impl Store for Failing {
     async fn clear(&self) -> storestack::Result<()> {
         Err(StoreError::new(self.0, Op::Clear).with_store("failing"))
     }
+    async fn get_versioned(&self, _: &str) -> storestack::Result<Option<storestack::Versioned>> {
+        Err(StoreError::new(self.0, Op::GetVersioned).with_store("failing"))
+    }
+    async fn set_if(
+        &self,
+        _: &str,
+        _: Record,
+        _: storestack::Condition,
+    ) -> storestack::Result<bool> {
+        Err(StoreError::new(self.0, Op::SetIf).with_store("failing"))
+    }
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@
 //! |---|---|---|---|
 //! | `storestack_operations_total` | counter | `store`, `op`, `outcome` | operations finished |
 //! | `storestack_operation_duration_seconds` | histogram | `store`, `op`, `outcome` | latency of an operation as its caller saw it |
-//! | `storestack_value_bytes` | histogram | `store`, `op` | size of values read (`get` hits) and written (`set`, `create`) |
+//! | `storestack_value_bytes` | histogram | `store`, `op` | size of values read (`get`, `get_versioned` hits) and written (`set`, `create`, `set_if`) |
 //! | `storestack_slow_operations_total` | counter | `store`, `op` | operations slower than the slow threshold (each also logs a warning) |
 //! | `storestack_cache_hits_total` | counter | `store` | `get`s answered by a local cache |
 //! | `storestack_cache_misses_total` | counter | `store` | `get`s that went to the inner store |
@@ -35,8 +35,8 @@
 //!
 //! | label | values |
 //! |---|---|
-//! | `op` | [`Op::as_str`](crate::Op::as_str): `get`, `set`, `create`, `delete`, `touch`, `scan`, `len`, `clear` |
-//! | `outcome` | `ok`; `miss` (`get` found nothing, `delete`/`touch` found no record); `exists` (`create` found a record); or an [`ErrorKind::as_str`](crate::ErrorKind::as_str): `unavailable`, `timeout`, `circuit_open`, `corrupt`, `invalid_input`, `too_large`, `unsupported`, `internal` |
+//! | `op` | [`Op::as_str`](crate::Op::as_str): `get`, `set`, `create`, `delete`, `touch`, `scan`, `len`, `clear`, `get_versioned`, `set_if` |
+//! | `outcome` | `ok`; `miss` (`get` found nothing, `delete`/`touch` found no record); `exists` (`create` found a record); `conflict` (`set_if`'s condition did not hold); or an [`ErrorKind::as_str`](crate::ErrorKind::as_str): `unavailable`, `timeout`, `circuit_open`, `corrupt`, `invalid_input`, `too_large`, `unsupported`, `internal` |
 //! | `from`, `to` | `closed`, `open`, `half_open`, `forced_open`, `forced_closed` |
 //! | `reason` | an [`ErrorKind::as_str`](crate::ErrorKind::as_str) |
 //! | `scope` | `key`, `all` |
@@ -96,12 +96,16 @@ pub mod outcome {
     pub const MISS: &str = "miss";
     /// `create` found a live record and wrote nothing.
     pub const EXISTS: &str = "exists";
+    /// `set_if`'s condition did not hold: it wrote nothing.
+    pub const CONFLICT: &str = "conflict";
 
-    /// Every outcome value: `ok`, `miss`, `exists`, then every error kind.
-    pub const ALL: [&str; 11] = [
+    /// Every outcome value: `ok`, `miss`, `exists`, `conflict`, then every
+    /// error kind.
+    pub const ALL: [&str; 12] = [
         OK,
         MISS,
         EXISTS,
+        CONFLICT,
         ErrorKind::Unavailable.as_str(),
         ErrorKind::Timeout.as_str(),
         ErrorKind::CircuitOpen.as_str(),
@@ -154,17 +158,18 @@ impl OutcomeIdx {
     pub(crate) const OK: Self = OutcomeIdx(0);
     pub(crate) const MISS: Self = OutcomeIdx(1);
     pub(crate) const EXISTS: Self = OutcomeIdx(2);
+    pub(crate) const CONFLICT: Self = OutcomeIdx(3);
 
     pub(crate) const fn of_error(kind: ErrorKind) -> Self {
         OutcomeIdx(match kind {
-            ErrorKind::Unavailable => 3,
-            ErrorKind::Timeout => 4,
-            ErrorKind::CircuitOpen => 5,
-            ErrorKind::Corrupt => 6,
-            ErrorKind::InvalidInput => 7,
-            ErrorKind::TooLarge => 8,
-            ErrorKind::Unsupported => 9,
-            ErrorKind::Internal => 10,
+            ErrorKind::Unavailable => 4,
+            ErrorKind::Timeout => 5,
+            ErrorKind::CircuitOpen => 6,
+            ErrorKind::Corrupt => 7,
+            ErrorKind::InvalidInput => 8,
+            ErrorKind::TooLarge => 9,
+            ErrorKind::Unsupported => 10,
+            ErrorKind::Internal => 11,
         })
     }
 
@@ -192,6 +197,7 @@ mod tests {
             assert_eq!(OutcomeIdx::of_error(kind).as_str(), kind.as_str());
         }
         assert_eq!(OutcomeIdx::MISS.as_str(), "miss");
+        assert_eq!(OutcomeIdx::CONFLICT.as_str(), "conflict");
         assert_eq!(breaker_state::gauge_value(breaker_state::HALF_OPEN), 2.0);
     }
 }

@@ -237,6 +237,7 @@ mod ops;
 mod read;
 mod repair;
 mod status;
+mod versioned;
 mod whole;
 mod write;
 
@@ -253,7 +254,7 @@ pub use layer::FallbackLayer;
 pub use status::{FallbackHandle, FallbackStatus, RepairReport, SideStatus};
 
 use crate::error::Result;
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 use journal::{Mirror, Names, Stamps, Stripes};
 use ops::Mutation;
 use status::Health;
@@ -403,6 +404,16 @@ impl<P: Store, S: Store> Store for Fallback<P, S> {
 
     async fn clear(&self) -> Result<()> {
         self.shared.clear().await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.shared.get_versioned(key).await
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.shared
+            .mutate(key, Mutation::SetIf(record, condition))
+            .await
     }
 }
 

@@ -11,7 +11,7 @@ use super::status::bump;
 use super::Shared;
 use crate::error::{ErrorKind, Op, Result, StoreError};
 use crate::limits;
-use crate::store::{Record, Store};
+use crate::store::{Condition, Record, Store};
 
 /// A write, applied to one side at a time.
 #[derive(Debug, Clone)]
@@ -20,6 +20,7 @@ pub(crate) enum Mutation {
     Create(Record),
     Delete,
     Touch(Option<SystemTime>),
+    SetIf(Record, Condition),
 }
 
 impl Mutation {
@@ -29,6 +30,7 @@ impl Mutation {
             Mutation::Create(_) => Op::Create,
             Mutation::Delete => Op::Delete,
             Mutation::Touch(_) => Op::Touch,
+            Mutation::SetIf(..) => Op::SetIf,
         }
     }
 
@@ -51,7 +53,7 @@ impl Mutation {
     pub(crate) fn changed(&self, out: bool) -> bool {
         match self {
             Mutation::Set(_) | Mutation::Delete => true,
-            Mutation::Create(_) | Mutation::Touch(_) => out,
+            Mutation::Create(_) | Mutation::Touch(_) | Mutation::SetIf(..) => out,
         }
     }
 
@@ -61,6 +63,7 @@ impl Mutation {
             Mutation::Create(r) => store.create(key, r.clone()).await,
             Mutation::Delete => store.delete(key).await,
             Mutation::Touch(at) => store.touch(key, *at).await,
+            Mutation::SetIf(r, c) => store.set_if(key, r.clone(), c.clone()).await,
         }
     }
 }

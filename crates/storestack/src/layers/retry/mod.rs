@@ -18,7 +18,7 @@
 //!
 //! # `create` is safe to retry
 //!
-//! Every operation but `create` may simply be repeated. `create` may not:
+//! Every operation but `create` and `set_if` may simply be repeated. `create` may not:
 //! if an attempt *was applied* but its reply was lost (a `Timeout`, or an
 //! `Unavailable` from a connection that broke after sending), the next
 //! attempt finds the key taken by the caller's own write and would answer
@@ -45,6 +45,32 @@
 //! record before the read-back, in which case `false` is the safe answer
 //! (the caller picks a new ID). Reads of the key are done with the same
 //! inner store, so the comparison sees the same bytes the attempt wrote.
+//!
+//! # `set_if` is safe to retry
+//!
+//! `set_if` has the same trap: an attempt applied whose reply was lost
+//! changes the stored bytes, so the next attempt's
+//! [`Condition::Matches`](crate::Condition::Matches) fails against the
+//! caller's own write, and `false` would send the caller into a needless
+//! conflict (a session merge would redo its work; the fail policy would
+//! refuse the request). So, as for `create`, once an attempt has failed
+//! with an unknown outcome and a later one answers `false`, Retry reads
+//! the key back and answers `true` if and only if the stored record is
+//! this call's record (same bytes, expiry within 1 ms).
+//!
+//! Repeating the write itself is safe: an attempt can only succeed while
+//! the condition still holds, i.e. while no other writer changed the
+//! record since the version was read (an earlier attempt of this call that
+//! was applied changed it, so a later one cannot apply twice, unless the
+//! new bytes equal the old, and then writing them again changes nothing).
+//! A [`Condition::Exists`](crate::Condition::Exists) attempt repeated
+//! after another writer's `set` overwrites that write, exactly as a
+//! repeated `set` would; it never re-creates a deleted record. What stays
+//! ambiguous: a record this call wrote and another writer then replaced
+//! or deleted before the read-back is answered `false` (the caller re-reads
+//! and finds the other write, which is newer anyway), and a `set_if` of an
+//! already expired record (which removes the key) cannot be told from a
+//! missing key and answers `false`.
 //!
 //! `delete` and `touch` return whether a live record was there; after an
 //! attempt with an unknown outcome, a repeated `delete` can answer `false`
@@ -130,6 +156,7 @@ mod config;
 mod create;
 mod layer;
 mod observer;
+mod set_if;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -142,7 +169,7 @@ pub use layer::RetryLayer;
 pub use observer::{RetryEvent, RetryObserver};
 
 use crate::error::{ErrorKind, Op, Result, StoreError};
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 
 /// A store that retries transient failures. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -316,6 +343,15 @@ impl<S: Store> Store for Retry<S> {
 
     async fn clear(&self) -> Result<()> {
         self.run(Op::Clear, || self.inner.clear()).await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.run(Op::GetVersioned, || self.inner.get_versioned(key))
+            .await
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.set_if_safely(key, record, condition).await
     }
 }
 
