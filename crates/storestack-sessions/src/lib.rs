@@ -61,8 +61,12 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
+mod merge;
+mod save;
+
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -71,6 +75,11 @@ use storestack::{ErrorKind, Record, Store, StoreError};
 use time::OffsetDateTime;
 use tower_sessions_core::session::{Id, Record as SessionRecord};
 use tower_sessions_core::session_store::{self, Error};
+
+use save::Saves;
+pub use save::{
+    SaveConfig, SavePolicy, MERGES_TOTAL, MERGE_CONFLICTS_TOTAL, SAVE_REFUSALS_TOTAL, SNAPSHOT_KEY,
+};
 
 /// How many fresh IDs `create` draws after collisions before giving up. With
 /// 128-bit random IDs a single collision is already astronomically rare;
@@ -83,6 +92,7 @@ const MAX_CREATE_ATTEMPTS: usize = 8;
 #[derive(Clone)]
 pub struct SessionStore<S> {
     inner: S,
+    saves: Arc<Saves>,
 }
 
 impl<S: Store> fmt::Debug for SessionStore<S> {
@@ -94,9 +104,23 @@ impl<S: Store> fmt::Debug for SessionStore<S> {
 }
 
 impl<S: Store> SessionStore<S> {
-    /// Serves sessions from `store`.
+    /// Serves sessions from `store`, merging concurrent saves
+    /// ([`SaveConfig::default`]).
     pub fn new(store: S) -> Self {
-        SessionStore { inner: store }
+        Self::with_config(store, SaveConfig::default())
+    }
+
+    /// Serves sessions from `store`, saving as `config` says.
+    pub fn with_config(store: S, config: SaveConfig) -> Self {
+        SessionStore {
+            inner: store,
+            saves: Arc::new(Saves::new(config)),
+        }
+    }
+
+    /// The policy for concurrent saves.
+    pub fn policy(&self) -> SavePolicy {
+        self.saves.policy()
     }
 
     /// The storestack store underneath.
@@ -144,18 +168,17 @@ fn backend(err: StoreError) -> Error {
     Error::Backend(text)
 }
 
-fn encode(record: &SessionRecord) -> session_store::Result<Record> {
-    let bytes = rmp_serde::to_vec_named(&record.data).map_err(|e| Error::Encode(e.to_string()))?;
-    Ok(Record::expiring_at(
-        bytes,
-        to_system_time(record.expiry_date),
-    ))
+fn encode_data(data: &Data, expires_at: SystemTime) -> session_store::Result<Record> {
+    let bytes = rmp_serde::to_vec_named(data).map_err(|e| Error::Encode(e.to_string()))?;
+    Ok(Record::expiring_at(bytes, expires_at))
 }
 
 #[async_trait]
 impl<S: Store> tower_sessions_core::SessionStore for SessionStore<S> {
     async fn create(&self, record: &mut SessionRecord) -> session_store::Result<()> {
-        let stored = encode(record)?;
+        // A cycled ID: the loaded session's snapshot token goes.
+        self.saves.forget(&mut record.data);
+        let stored = encode_data(&record.data, to_system_time(record.expiry_date))?;
         for _ in 0..MAX_CREATE_ATTEMPTS {
             let key = record.id.to_string();
             if self
@@ -175,17 +198,13 @@ impl<S: Store> tower_sessions_core::SessionStore for SessionStore<S> {
     }
 
     async fn save(&self, record: &SessionRecord) -> session_store::Result<()> {
-        let stored = encode(record)?;
-        self.inner
-            .set(&record.id.to_string(), stored)
-            .await
-            .map_err(backend)
+        self.saves.save(&self.inner, record).await
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<SessionRecord>> {
         let key = id.to_string();
-        let record = match self.inner.get(&key).await {
-            Ok(Some(record)) => record,
+        let found = match self.inner.get_versioned(&key).await {
+            Ok(Some(found)) => found,
             Ok(None) => return Ok(None),
             Err(err) if err.kind() == ErrorKind::Corrupt => {
                 tracing::warn!(session = %KeyHash::of(&key), error = %err, "unreadable session ignored");
@@ -193,12 +212,15 @@ impl<S: Store> tower_sessions_core::SessionStore for SessionStore<S> {
             }
             Err(err) => return Err(backend(err)),
         };
-        match rmp_serde::from_slice::<Data>(&record.value) {
-            Ok(data) => Ok(Some(SessionRecord {
-                id: *id,
-                data,
-                expiry_date: to_offset_date_time(record.expires_at),
-            })),
+        match rmp_serde::from_slice::<Data>(&found.record.value) {
+            Ok(mut data) => {
+                self.saves.remember(&key, &found, &mut data);
+                Ok(Some(SessionRecord {
+                    id: *id,
+                    data,
+                    expiry_date: to_offset_date_time(found.record.expires_at),
+                }))
+            }
             Err(err) => {
                 tracing::warn!(session = %KeyHash::of(&key), error = %err, "undecodable session ignored");
                 Ok(None)
