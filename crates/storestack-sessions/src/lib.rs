@@ -7,13 +7,80 @@
 //! | tower-sessions | storestack |
 //! |---|---|
 //! | `create` | [`Store::create`] (insert only if absent); on an ID collision a fresh ID is drawn and tried again, so another user's session is never overwritten |
-//! | `save` | [`Store::set`] |
-//! | `load` | [`Store::get`] |
+//! | `save` | [`Store::set_if`]: never re-creates a deleted session; concurrent saves merge (see below) |
+//! | `load` | [`Store::get_versioned`] |
 //! | `delete` | [`Store::delete`] |
 //!
 //! The record is stored compactly: the key is the session ID, the value is
 //! the session data encoded as MessagePack, and the session's expiry date
 //! becomes the record's absolute expiry.
+//!
+//! ## Concurrent requests
+//!
+//! A browser sends requests in parallel, and each loads the session when
+//! it starts and saves it when it ends. Two guarantees, whatever the
+//! stack underneath:
+//!
+//! * **A logout stays a logout.** The save of an existing session is a
+//!   conditional write ([`Condition::Exists`](storestack::Condition) or
+//!   [`Condition::Matches`](storestack::Condition)): it never re-creates a
+//!   session that was deleted (or expired) while the request ran. The save
+//!   then succeeds and writes nothing; the next request gets a fresh
+//!   session.
+//! * **Changes to different keys are all kept** (policy
+//!   [`SavePolicy::Merge`], the default). A save writes only if the session
+//!   is still what its request loaded (the [`Version`](storestack::Version)
+//!   of the stored bytes). If another request saved in between, the save
+//!   reads the session again and applies its own changes (top-level keys
+//!   added, changed or removed since its load) on top: a three-way merge,
+//!   retried within [`SaveConfig::max_attempts`]. A key that both requests
+//!   changed keeps the value of the one that saves last, counted in
+//!   [`MERGE_CONFLICTS_TOTAL`]. Values are merged whole: two requests
+//!   that change different fields *inside* one key's value conflict.
+//!
+//! The other policies: [`SavePolicy::LastWriteWins`] (the whole session of
+//! the last save replaces the stored one, as tower-sessions' own stores
+//! do; the first request's change is lost) and [`SavePolicy::Fail`] (the
+//! save returns an error, which tower-sessions turns into a 500 response;
+//! the client can retry, and the retry loads the other change).
+//!
+//! A request that changed nothing is not saved by tower-sessions (unless
+//! `with_always_save(true)`); one whose only change is the expiry
+//! (inactivity expiry with `always_save`) updates the expiry with
+//! [`Store::touch`] and never rewrites the data.
+//!
+//! ### How the adapter learns what a request loaded
+//!
+//! tower-sessions' `SessionStore::save` receives the new state only. So
+//! `load` keeps a snapshot of what it read (the stored value and its
+//! version) in a bounded in-process map, and leaves the snapshot's token in
+//! the session data under the reserved key [`SNAPSHOT_KEY`]; `save` takes
+//! the token out again (it is never stored) and finds the snapshot.
+//! Consequences:
+//!
+//! * Handlers see one extra key, [`SNAPSHOT_KEY`], in a loaded session;
+//!   they must neither use nor remove it (removing it makes that save
+//!   last-write-wins).
+//! * Snapshots wait for their save at most
+//!   [`SaveConfig::snapshot_ttl`] (10 minutes) within
+//!   [`SaveConfig::snapshot_bytes`] (64 MiB, weighed by value size;
+//!   requests that only read leave theirs to expire). A save whose
+//!   snapshot is gone (a very long request, or eviction under load) and a
+//!   second save within one request fall back to last-write-wins, still
+//!   never re-creating a deleted session.
+//! * The version compared is that of the bytes the innermost store holds,
+//!   so it works through every decorator (see
+//!   [`Version`](storestack::Version)); with `Encrypted` every write has a
+//!   new version, so equal sessions written twice still conflict (and then
+//!   merge to the same result).
+//!
+//! | metric | type | labels | what |
+//! |---|---|---|---|
+//! | [`MERGES_TOTAL`] | counter | `store` | saves that merged a concurrent request's change |
+//! | [`MERGE_CONFLICTS_TOTAL`] | counter | `store` | top-level keys two requests both changed (the last writer's value kept) |
+//! | [`SAVE_REFUSALS_TOTAL`] | counter | `store` | saves refused under [`SavePolicy::Fail`] |
+//!
+//! `store` is the [`Store::name`] of the stack.
 //!
 //! ## No expired-deletion task
 //!

@@ -50,7 +50,7 @@
 //!
 //! `set_if` has the same trap: an attempt applied whose reply was lost
 //! changes the stored bytes, so the next attempt's
-//! [`Condition::Matches`](crate::Condition::Matches) fails against the
+//! [`Condition::Matches`] fails against the
 //! caller's own write, and `false` would send the caller into a needless
 //! conflict (a session merge would redo its work; the fail policy would
 //! refuse the request). So, as for `create`, once an attempt has failed
@@ -63,7 +63,7 @@
 //! record since the version was read (an earlier attempt of this call that
 //! was applied changed it, so a later one cannot apply twice, unless the
 //! new bytes equal the old, and then writing them again changes nothing).
-//! A [`Condition::Exists`](crate::Condition::Exists) attempt repeated
+//! A [`Condition::Exists`] attempt repeated
 //! after another writer's `set` overwrites that write, exactly as a
 //! repeated `set` would; it never re-creates a deleted record. What stays
 //! ambiguous: a record this call wrote and another writer then replaced
