@@ -12,6 +12,7 @@
 //! version read on either side is the version of the newest write.
 
 use super::journal::{Entry, Pair, Side};
+use super::status::bump;
 use super::Shared;
 use crate::error::{Op, Result};
 use crate::store::{Store, Versioned};
@@ -51,18 +52,20 @@ impl<P: Store, S: Store> Shared<P, S> {
                 r => r,
             },
             None => match p {
-                Err(pe) if pe.is_transient() => match self.versioned_on(Side::Secondary, key).await
-                {
-                    Err(se) if se.is_transient() => Err(self.both_failed(
-                        Op::GetVersioned,
-                        (Side::Primary, pe),
-                        (Side::Secondary, se),
-                    )),
-                    r => {
-                        self.served_by_secondary(Op::GetVersioned, pe.kind());
-                        r
+                Err(pe) if pe.is_transient() => {
+                    bump(&self.health.failover_reads);
+                    match self.versioned_on(Side::Secondary, key).await {
+                        Err(se) if se.is_transient() => Err(self.both_failed(
+                            Op::GetVersioned,
+                            (Side::Primary, pe),
+                            (Side::Secondary, se),
+                        )),
+                        r => {
+                            self.served_by_secondary(Op::GetVersioned, pe.kind());
+                            r
+                        }
                     }
-                },
+                }
                 r => r,
             },
         }
