@@ -81,8 +81,7 @@ fn bench(c: &mut Criterion) {
         pool.script_load(GET_SCRIPT).await.unwrap()
     });
     let sha1_script: String = rt.block_on(pool.script_load(SET_IF_SHA1_SCRIPT)).unwrap();
-    let value_sha1 =
-        storestack_redis::fred::util::sha1_hash(&String::from_utf8(value.to_vec()).unwrap());
+    let value_sha1 = storestack_redis::fred::util::sha1_hash(std::str::from_utf8(&value).unwrap());
 
     let (store, pool, keys, full, value) = (&store, &pool, &keys, &full, &value);
     let mut group = c.benchmark_group("redis_get_2KiB");

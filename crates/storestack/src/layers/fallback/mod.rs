@@ -213,6 +213,8 @@
 //! #     async fn scan(&self, _: &str, _: ScanCursor, _: usize) -> Result<ScanPage> { down(Op::Scan) }
 //! #     async fn len(&self) -> Result<u64> { down(Op::Len) }
 //! #     async fn clear(&self) -> Result<()> { down(Op::Clear) }
+//! #     async fn get_versioned(&self, _: &str) -> Result<Option<storestack::Versioned>> { down(Op::GetVersioned) }
+//! #     async fn set_if(&self, _: &str, _: Record, _: storestack::Condition) -> Result<bool> { down(Op::SetIf) }
 //! # }
 //! use storestack::{MemoryStore, Record, Store, StoreExt};
 //!
