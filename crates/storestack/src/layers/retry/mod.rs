@@ -63,14 +63,27 @@
 //! record since the version was read (an earlier attempt of this call that
 //! was applied changed it, so a later one cannot apply twice, unless the
 //! new bytes equal the old, and then writing them again changes nothing).
-//! A [`Condition::Exists`] attempt repeated
-//! after another writer's `set` overwrites that write, exactly as a
-//! repeated `set` would; it never re-creates a deleted record. What stays
-//! ambiguous: a record this call wrote and another writer then replaced
-//! or deleted before the read-back is answered `false` (the caller re-reads
-//! and finds the other write, which is newer anyway), and a `set_if` of an
-//! already expired record (which removes the key) cannot be told from a
-//! missing key and answers `false`.
+//! A [`Condition::Exists`] attempt repeated after another writer's `set`
+//! overwrites that write, exactly as a repeated `set` would; it never
+//! re-creates a deleted record.
+//!
+//! What stays ambiguous, because only the stored bytes can be compared:
+//!
+//! * `true` after an unknown outcome means *the store holds exactly this
+//!   call's record*. If another writer wrote byte-identical bytes (same
+//!   value, same expiry) in between, both are told `true`: the stored state
+//!   is what each wanted, but a caller counting its own writes (a counter
+//!   whose increments two writers computed alike) would count one twice.
+//!   Make records unique where a writer's identity matters (name the
+//!   writer in the value); [`Encrypted`](crate::Encrypted) below Retry
+//!   does it for you with a fresh nonce per write.
+//! * A record this call wrote and another writer then replaced or deleted
+//!   before the read-back is answered `false` (the caller re-reads and
+//!   finds the other write, which is newer anyway; a counter would count
+//!   again: a read-modify-write that must be exactly-once cannot be made
+//!   so across a lost reply by comparing bytes). A `set_if` of an already
+//!   expired record (which removes the key) answers `true` when the
+//!   read-back finds the key absent.
 //!
 //! `delete` and `touch` return whether a live record was there; after an
 //! attempt with an unknown outcome, a repeated `delete` can answer `false`

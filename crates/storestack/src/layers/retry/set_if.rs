@@ -1,6 +1,8 @@
 //! `set_if`, made safe to retry: see "`set_if` is safe to retry" in the
 //! module docs.
 
+use std::time::SystemTime;
+
 use super::create::same_write;
 use super::Retry;
 use crate::error::{Op, Result};
@@ -32,6 +34,11 @@ impl<S: Store> Retry<S> {
             .get(key)
             .await
             .map_err(|e| e.with_op(Op::SetIf))?;
-        Ok(found.is_some_and(|found| same_write(&found, record)))
+        // An already expired record removes the key: absent is this call's
+        // record then.
+        Ok(match found {
+            Some(found) => same_write(&found, record),
+            None => record.is_expired_at(SystemTime::now()),
+        })
     }
 }

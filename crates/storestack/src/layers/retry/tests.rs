@@ -1,5 +1,5 @@
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -273,6 +273,17 @@ async fn set_if_after_an_unknown_outcome_sees_someone_elses_write() {
         inner.data().get("k").await.unwrap().unwrap().value,
         "theirs"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn set_if_of_an_expired_record_whose_reply_was_lost_removed_the_key() {
+    let inner = Scripted::new();
+    let v1 = versioned(&inner).await;
+    inner.then([Step::FailAfter(ErrorKind::Timeout)]);
+    let store = inner.clone().retry(fixed(MS));
+    let past = Record::expiring_at("gone", SystemTime::now() - Duration::from_secs(1));
+    assert!(store.set_if("k", past, v1).await.unwrap());
+    assert_eq!(inner.data().get("k").await.unwrap(), None);
 }
 
 #[tokio::test(start_paused = true)]
