@@ -14,8 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use storestack::{
-    async_trait, BreakerConfig, ErrorKind, Op, Record, Result, ScanCursor, ScanPage, Store,
-    StoreError, StoreExt,
+    async_trait, BreakerConfig, Condition, ErrorKind, Op, Record, Result, ScanCursor, ScanPage,
+    Store, StoreError, StoreExt, Versioned,
 };
 
 /// Your own backend: a map behind a lock, plus a switch that simulates an
@@ -108,6 +108,26 @@ impl Store for LegacyStore {
         self.enter(Op::Clear)?;
         self.map.lock().clear();
         Ok(())
+    }
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.enter(Op::GetVersioned)?;
+        // The version is the stored bytes: nothing else to keep.
+        Ok(self.live(key).map(Versioned::stored))
+    }
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.enter(Op::SetIf)?;
+        // Checked and written under one lock: atomic.
+        let mut map = self.map.lock();
+        let now = SystemTime::now();
+        let holds = match (map.get(key).filter(|r| !r.is_expired_at(now)), &condition) {
+            (None, _) => false,
+            (Some(_), Condition::Exists) => true,
+            (Some(r), Condition::Matches(v)) => v.matches(&r.value),
+        };
+        if holds {
+            map.insert(key.to_owned(), record);
+        }
+        Ok(holds)
     }
 }
 

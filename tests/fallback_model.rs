@@ -28,8 +28,8 @@ use rand::{Rng, SeedableRng};
 use storestack::clock::{Clock, TokioClock};
 use storestack::layers::fallback::JournalCheck;
 use storestack::{
-    async_trait, ErrorKind, Expiry, Fallback, FallbackConfig, MemoryConfig, MemoryStore, Op,
-    Record, Result, ScanCursor, ScanPage, Store, StoreError,
+    async_trait, Condition, ErrorKind, Expiry, Fallback, FallbackConfig, MemoryConfig, MemoryStore,
+    Op, Record, Result, ScanCursor, ScanPage, Store, StoreError, Versioned,
 };
 use storestack_testkit::model::History;
 
@@ -147,6 +147,12 @@ impl Store for Switch {
     }
     async fn clear(&self) -> Result<()> {
         switched!(self, Op::Clear, self.inner.clear())
+    }
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        switched!(self, Op::GetVersioned, self.inner.get_versioned(key))
+    }
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        switched!(self, Op::SetIf, self.inner.set_if(key, record, condition))
     }
 }
 

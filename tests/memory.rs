@@ -39,5 +39,5 @@ conformance_suite!(memory_namespaced, namespaced());
 
 #[test]
 fn every_case_is_listed() {
-    assert_eq!(storestack_testkit::all_cases().len(), 29);
+    assert_eq!(storestack_testkit::all_cases().len(), 37);
 }

@@ -13,8 +13,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use storestack::clock::MockClock;
 use storestack::{
-    async_trait, MemoryConfig, MemoryStore, Op, Record, Result, ScanCursor, ScanPage, Store,
-    StoreError,
+    async_trait, Condition, MemoryConfig, MemoryStore, Op, Record, Result, ScanCursor, ScanPage,
+    Store, StoreError, Versioned,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,5 +115,13 @@ impl Store for Faulty {
     }
     async fn clear(&self) -> Result<()> {
         self.run(Op::Clear, self.inner.clear()).await
+    }
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.run(Op::GetVersioned, self.inner.get_versioned(key))
+            .await
+    }
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.run(Op::SetIf, self.inner.set_if(key, record, condition))
+            .await
     }
 }

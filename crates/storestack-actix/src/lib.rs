@@ -139,8 +139,13 @@ impl<S: Store> SessionStore<S> {
         self.inner.create(key, record).await
     }
 
-    async fn overwrite(&self, key: &str, record: Record) -> Result<(), StoreError> {
-        self.inner.set(key, record).await
+    /// Writes over the stored session only if it still exists
+    /// (`set_if(Exists)`): a session deleted (a logout) while this request
+    /// ran stays deleted. Returns whether it wrote.
+    async fn overwrite(&self, key: &str, record: Record) -> Result<bool, StoreError> {
+        self.inner
+            .set_if(key, record, storestack::Condition::Exists)
+            .await
     }
 
     async fn extend(&self, key: &str, expires_at: SystemTime) -> Result<(), StoreError> {
@@ -183,9 +188,16 @@ impl<S: Store> actix_session::storage::SessionStore for SessionStore<S> {
         let record = self
             .encode(&state, ttl)
             .map_err(UpdateError::Serialization)?;
-        self.overwrite(session_key.as_ref(), record)
+        let written = self
+            .overwrite(session_key.as_ref(), record)
             .await
             .map_err(|e| UpdateError::Other(e.into()))?;
+        if !written {
+            // Deleted meanwhile (a logout in another request): never
+            // re-created. The cookie now names no session; the next request
+            // starts a fresh one.
+            tracing::debug!(session = %KeyHash::of(session_key.as_ref()), "session deleted during the request; not re-created");
+        }
         Ok(session_key)
     }
 

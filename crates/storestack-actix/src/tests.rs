@@ -42,6 +42,21 @@ async fn save_load_update_delete() {
     store.delete(&same).await.expect("deleting twice is fine");
 }
 
+/// The logout race of issue #22: a slow request loaded the session, the
+/// user logged out (delete), the slow request saves: the session stays
+/// deleted, under every interleaving of the two.
+#[tokio::test]
+async fn an_update_never_recreates_a_deleted_session() {
+    let store = SessionStore::new(MemoryStore::new());
+    for _ in 0..200 {
+        let k = store.save(state(1), &HOUR).await.unwrap();
+        let _loaded = store.load(&k).await.unwrap(); // the slow request
+        store.delete(&k).await.unwrap(); // the logout
+        let same = store.update(k, state(2), &HOUR).await.unwrap();
+        assert_eq!(store.load(&same).await.unwrap(), None, "logout undone");
+    }
+}
+
 #[tokio::test]
 async fn ttl_is_an_absolute_expiry() {
     let clock = MockClock::new();
@@ -137,8 +152,19 @@ impl Store for Colliding {
     async fn get(&self, key: &str) -> storestack::Result<Option<Record>> {
         self.inner.get(key).await
     }
+    async fn get_versioned(&self, key: &str) -> storestack::Result<Option<storestack::Versioned>> {
+        self.inner.get_versioned(key).await
+    }
     async fn set(&self, key: &str, record: Record) -> storestack::Result<()> {
         self.inner.set(key, record).await
+    }
+    async fn set_if(
+        &self,
+        key: &str,
+        record: Record,
+        condition: storestack::Condition,
+    ) -> storestack::Result<bool> {
+        self.inner.set_if(key, record, condition).await
     }
     async fn create(&self, key: &str, record: Record) -> storestack::Result<bool> {
         if self.creates.fetch_add(1, Ordering::SeqCst) < self.collisions {

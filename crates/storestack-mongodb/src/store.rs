@@ -7,13 +7,18 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use mongodb::bson::raw::RawBsonRef;
-use mongodb::bson::{doc, DateTime, RawDocumentBuf};
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{doc, Binary, DateTime, RawDocumentBuf};
 use mongodb::{Client, Collection};
 use storestack::limits::{self, Limits};
-use storestack::{Op, Record, Result, ScanCursor, ScanPage, Store, StoreError};
+use storestack::{
+    Condition, Op, Record, Result, ScanCursor, ScanPage, Store, StoreError, Versioned,
+};
 
 use crate::config::MongoConfig;
-use crate::document::{decode_expiry, decode_record, encode, live_at, live_key, EXPIRES_FIELD};
+use crate::document::{
+    decode_expiry, decode_record, encode, live_at, live_key, EXPIRES_FIELD, VALUE_FIELD,
+};
 use crate::error::{corrupt, from_driver, is_duplicate_key, STORE};
 use crate::scan::id_range;
 
@@ -86,16 +91,7 @@ impl Store for MongoStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Record>> {
-        limits::check_key(Op::Get, key)?;
-        let found = self
-            .timed(Op::Get, async {
-                let find = self.collection().find_one(doc! { "_id": key });
-                find.await.map_err(|e| from_driver(Op::Get, e))
-            })
-            .await?;
-        let Some(doc) = found else { return Ok(None) };
-        let record = decode_record(Op::Get, doc)?;
-        Ok(Some(record).filter(|r| !r.is_expired_at(self.now())))
+        self.read(Op::Get, key).await
     }
 
     async fn set(&self, key: &str, record: Record) -> Result<()> {
@@ -248,9 +244,65 @@ impl Store for MongoStore {
         })
         .await
     }
+
+    /// `get`'s one `find`; the version is the value read.
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let found = self.read(Op::GetVersioned, key).await?;
+        Ok(found.map(Versioned::stored))
+    }
+
+    /// One filtered write: `replace_one` (or, for an expired record,
+    /// `delete_one`) on `{_id, live, value: <the version's bytes>}`, never
+    /// an upsert.
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        let op = Op::SetIf;
+        self.inner.limits.check_write(op, key, &record)?;
+        let now = self.now();
+        let mut filter = live_key(key, now);
+        if let Condition::Matches(version) = &condition {
+            let bytes = Binary {
+                subtype: BinarySubtype::Generic,
+                bytes: version.stored().to_vec(),
+            };
+            filter.insert(VALUE_FIELD, bytes);
+        }
+        let coll = self.collection();
+        if record.is_expired_at(now) {
+            let delete = coll.delete_one(filter);
+            return self
+                .timed(op, async {
+                    let r = delete.await.map_err(|e| from_driver(op, e))?;
+                    Ok(r.deleted_count > 0)
+                })
+                .await;
+        }
+        let body = encode(None, &record);
+        self.timed(op, async {
+            let r = coll
+                .replace_one(filter, &body)
+                .await
+                .map_err(|e| from_driver(op, e))?;
+            Ok(r.matched_count > 0)
+        })
+        .await
+    }
 }
 
 impl MongoStore {
+    /// The live record at `key`: one `find`.
+    async fn read(&self, op: Op, key: &str) -> Result<Option<Record>> {
+        limits::check_key(op, key)?;
+        let found = self
+            .timed(op, async {
+                let find = self.collection().find_one(doc! { "_id": key });
+                find.await.map_err(|e| from_driver(op, e))
+            })
+            .await?;
+        let Some(doc) = found else { return Ok(None) };
+        let record = decode_record(op, doc)?;
+        Ok(Some(record).filter(|r| !r.is_expired_at(self.now())))
+    }
+
     /// Deletes the document of `key`, expired or not, and says whether it
     /// was live: one `findAndModify`, so an expired document is reclaimed
     /// now rather than at the TTL monitor's next pass.

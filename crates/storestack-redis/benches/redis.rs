@@ -1,4 +1,4 @@
-//! RedisStore get / set / create of 2 KiB values, side by side with raw
+//! RedisStore get / set / create / set_if of 2 KiB values, side by side with raw
 //! fred calls that do the same work on the same connection pool (so the
 //! same client settings), against the server at `STORESTACK_REDIS_URL`
 //! (default `redis://127.0.0.1:6379`). One request at a time: the figures
@@ -9,6 +9,9 @@
 //! *paired* ratio per operation: raw and backend calls interleaved one by
 //! one, each timed, compared by median latency (preemptions hit both
 //! alike and stay out of the median) and by mean.
+//!
+//! `redis_save_2KiB` compares a session save (`set_if` on the version
+//! read; `set_if(Exists)`) with an unconditional `set`, in the same run.
 //!
 //! `get` also shows two alternatives to the backend's one-round-trip
 //! script: a pipelined `GET` + `PEXPIRETIME` (not atomic) and a plain
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
-use storestack::{limits, Record, Store};
+use storestack::{limits, Condition, Record, Store, Version};
 use storestack_redis::fred::interfaces::{KeysInterface, LuaInterface};
 use storestack_redis::fred::types::{Expiration, SetOptions, Value};
 use storestack_redis::fred::util::NONE;
@@ -37,6 +40,14 @@ const VALUE_LEN: usize = 2048;
 const GET_SCRIPT: &str = "local v = redis.call('GET', KEYS[1])\n\
                           if not v then return false end\n\
                           return {v, redis.call('PEXPIRETIME', KEYS[1])}";
+
+/// The design not taken for `set_if(Matches)`: compare `redis.sha1hex`
+/// of the stored value with a SHA-1 the client computed (40 bytes sent
+/// instead of the value), for the paired comparison.
+const SET_IF_SHA1_SCRIPT: &str = "if redis.sha1hex(redis.call('GET', KEYS[1]) or '') ~= ARGV[1] \
+                                  then return 0 end\n\
+                                  redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])\n\
+                                  return 1";
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -69,6 +80,8 @@ fn bench(c: &mut Criterion) {
         }
         pool.script_load(GET_SCRIPT).await.unwrap()
     });
+    let sha1_script: String = rt.block_on(pool.script_load(SET_IF_SHA1_SCRIPT)).unwrap();
+    let value_sha1 = storestack_redis::fred::util::sha1_hash(std::str::from_utf8(&value).unwrap());
 
     let (store, pool, keys, full, value) = (&store, &pool, &keys, &full, &value);
     let mut group = c.benchmark_group("redis_get_2KiB");
@@ -169,6 +182,39 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
+    // A session save: a conditional write on the version read, against an
+    // unconditional `set`. The value written is the value stored, so the
+    // version stays valid and every iteration does the full compare (2 KiB)
+    // and write.
+    let version = Condition::Matches(Version::of_stored(value.clone()));
+    let version = &version;
+    let mut group = c.benchmark_group("redis_save_2KiB");
+    group.bench_function("set", |b| {
+        b.to_async(&rt).iter(|| {
+            i += 1;
+            let key = &keys[i % KEYS];
+            let record = Record::expiring_at(value.clone(), expires_at);
+            async move { store.set(key, record).await.unwrap() }
+        })
+    });
+    group.bench_function("set_if_matches", |b| {
+        b.to_async(&rt).iter(|| {
+            i += 1;
+            let key = &keys[i % KEYS];
+            let record = Record::expiring_at(value.clone(), expires_at);
+            async move { assert!(store.set_if(key, record, version.clone()).await.unwrap()) }
+        })
+    });
+    group.bench_function("set_if_exists", |b| {
+        b.to_async(&rt).iter(|| {
+            i += 1;
+            let key = &keys[i % KEYS];
+            let record = Record::expiring_at(value.clone(), expires_at);
+            async move { assert!(store.set_if(key, record, Condition::Exists).await.unwrap()) }
+        })
+    });
+    group.finish();
+
     // `cargo test --all-targets` runs benches once as a smoke test
     // (without `--bench`): skip the long paired run there.
     if !std::env::args().any(|a| a == "--bench") {
@@ -176,6 +222,7 @@ fn bench(c: &mut Criterion) {
         return;
     }
     let sha = sha.as_str();
+    let (sha1_script, value_sha1) = (sha1_script.as_str(), &value_sha1);
     let report = [
         paired(
             &rt,
@@ -224,6 +271,53 @@ fn bench(c: &mut Criterion) {
             |i| async move {
                 let record = Record::expiring_at(value.clone(), expires_at);
                 assert!(!store.create(&keys[i % KEYS], record).await.unwrap());
+            },
+        ),
+        paired(
+            &rt,
+            ("session save", "set", "set_if(Matches)"),
+            |i| async move {
+                let record = Record::expiring_at(value.clone(), expires_at);
+                store.set(&keys[i % KEYS], record).await.unwrap();
+            },
+            |i| async move {
+                let record = Record::expiring_at(value.clone(), expires_at);
+                let saved = store.set_if(&keys[i % KEYS], record, version.clone());
+                assert!(saved.await.unwrap());
+            },
+        ),
+        paired(
+            &rt,
+            ("session save", "set", "set_if(Exists)"),
+            |i| async move {
+                let record = Record::expiring_at(value.clone(), expires_at);
+                store.set(&keys[i % KEYS], record).await.unwrap();
+            },
+            |i| async move {
+                let record = Record::expiring_at(value.clone(), expires_at);
+                let saved = store.set_if(&keys[i % KEYS], record, Condition::Exists);
+                assert!(saved.await.unwrap());
+            },
+        ),
+        // The design choice for `set_if(Matches)`: the stored bytes sent
+        // and compared, or their SHA-1 sent and the stored value hashed.
+        paired(
+            &rt,
+            ("set_if design", "bytes", "sha1hex"),
+            |i| async move {
+                let record = Record::expiring_at(value.clone(), expires_at);
+                let saved = store.set_if(&keys[i % KEYS], record, version.clone());
+                assert!(saved.await.unwrap());
+            },
+            |i| async move {
+                let key = full[i % KEYS].as_str();
+                let args = vec![
+                    Value::from(value_sha1.as_str()),
+                    Value::Bytes(value.clone()),
+                    Value::Integer(ms),
+                ];
+                let n: i64 = pool.evalsha(sha1_script, key, args).await.unwrap();
+                assert_eq!(n, 1);
             },
         ),
         // The design choice for `get`: one script vs a two-command pipeline

@@ -12,7 +12,9 @@ use fred::interfaces::{ClientLike, ClusterInterface, KeysInterface};
 use fred::types::config::{Options, Server};
 use fred::types::{ClusterHash, CustomCommand, Expiration, Key, SetOptions, Value};
 use storestack::limits::{self, Limits};
-use storestack::{ErrorKind, Op, Record, Result, ScanCursor, ScanPage, Store, StoreError};
+use storestack::{
+    Condition, ErrorKind, Op, Record, Result, ScanCursor, ScanPage, Store, StoreError, Versioned,
+};
 
 use crate::config::RedisConfig;
 use crate::error::{self, STORE_NAME};
@@ -56,6 +58,21 @@ static PERSIST: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         "if redis.call('PERSIST', KEYS[1]) == 1 then return 1 end\n\
          return redis.call('EXISTS', KEYS[1])",
+    )
+});
+
+/// A compare-and-set on one key: writes `ARGV[2]` if the key holds exactly
+/// the bytes `ARGV[1]`, with expiry `ARGV[3]` (`PXAT` ms; `-1`: none; `0`:
+/// already expired, so the key is removed); says whether it wrote. The
+/// stored bytes are compared as they are, not hashed (see the crate docs).
+static SET_IF_MATCHES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n\
+         local at = tonumber(ARGV[3])\n\
+         if at == 0 then redis.call('DEL', KEYS[1])\n\
+         elseif at < 0 then redis.call('SET', KEYS[1], ARGV[2])\n\
+         else redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3]) end\n\
+         return 1",
     )
 });
 
@@ -213,6 +230,17 @@ impl RedisStore {
     }
 
     async fn eval(&self, op: Op, script: &Script, key: Key) -> Result<Value> {
+        self.eval_args(op, script, key, Vec::new()).await
+    }
+
+    /// [`eval`](Self::eval) with arguments after the key.
+    async fn eval_args(
+        &self,
+        op: Op,
+        script: &Script,
+        key: Key,
+        argv: Vec<Value>,
+    ) -> Result<Value> {
         // Sent as custom commands: fred's `WithOptions` does not implement
         // `LuaInterface`, so `evalsha` on it would reach the pool through
         // `Deref` and silently drop the fail-fast option. The key is
@@ -222,7 +250,12 @@ impl RedisStore {
         static EVAL: LazyLock<CustomCommand> =
             LazyLock::new(|| CustomCommand::new_static("EVAL", ClusterHash::Offset(2), false));
         let client = &self.inner.client;
-        let args = |first: Value| vec![first, Value::Integer(1), Value::Bytes(key.inner().clone())];
+        let args = |first: Value| {
+            let mut args = Vec::with_capacity(3 + argv.len());
+            args.extend([first, Value::Integer(1), Value::Bytes(key.inner().clone())]);
+            args.extend(argv.iter().cloned());
+            args
+        };
         let reply = client
             .custom::<Value, Value>(EVALSHA.clone(), args(script.sha.clone().into()))
             .await;
@@ -521,6 +554,57 @@ impl Store for RedisStore {
     async fn clear(&self) -> Result<()> {
         self.walk(Op::Clear, |keys| self.unlink_batch(keys)).await
     }
+
+    /// `get`'s one script call; the version is the value read.
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let op = Op::GetVersioned;
+        let key = self.key(op, key)?;
+        let reply = self.eval(op, &GET, key).await?;
+        let record = parse_get_reply(reply).ok_or_else(|| error::unexpected_reply(op))?;
+        let record = record.filter(|r| !r.is_expired_at(SystemTime::now()));
+        Ok(record.map(Versioned::stored))
+    }
+
+    /// `Exists` is `SET … XX` (or `UNLINK` for an expired record);
+    /// `Matches` is one script call that compares the stored bytes.
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        let op = Op::SetIf;
+        self.inner.limits.check_write(op, key, &record)?;
+        let key = self.key(op, key)?;
+        let ttl = Ttl::of(record.expires_at);
+        let version = match condition {
+            Condition::Exists => {
+                let expire = match ttl {
+                    Ttl::Past => return self.unlink(op, key).await,
+                    Ttl::Never => None,
+                    Ttl::At(ms) => Some(Expiration::PXAT(ms)),
+                };
+                let reply: Value = self
+                    .inner
+                    .client
+                    .set(key, record.value, expire, Some(SetOptions::XX), false)
+                    .await
+                    .map_err(|e| error::map(op, e))?;
+                return Ok(!reply.is_null());
+            }
+            Condition::Matches(version) => version,
+        };
+        let at = match ttl {
+            Ttl::Past => 0,
+            Ttl::Never => -1,
+            Ttl::At(ms) => ms,
+        };
+        let argv = vec![
+            Value::Bytes(version.stored().clone()),
+            Value::Bytes(record.value),
+            Value::Integer(at),
+        ];
+        let reply = self.eval_args(op, &SET_IF_MATCHES, key, argv).await?;
+        reply
+            .as_i64()
+            .map(|n| n == 1)
+            .ok_or_else(|| error::unexpected_reply(op))
+    }
 }
 
 #[cfg(test)]
@@ -531,6 +615,7 @@ mod tests {
     fn script_hashes_are_sha1_hex() {
         assert_eq!(GET.sha.len(), 40);
         assert_ne!(GET.sha, PERSIST.sha);
+        assert_ne!(GET.sha, SET_IF_MATCHES.sha);
     }
 
     #[test]

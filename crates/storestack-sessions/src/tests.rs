@@ -22,9 +22,10 @@ fn session(expires_in: time::Duration) -> SessionRecord {
 #[tokio::test]
 async fn save_load_round_trip_keeps_data_and_expiry() {
     let store = SessionStore::new(MemoryStore::new());
-    let record = session(time::Duration::hours(1));
-    store.save(&record).await.unwrap();
-    let loaded = store.load(&record.id).await.unwrap().expect("session");
+    let mut record = session(time::Duration::hours(1));
+    store.create(&mut record).await.unwrap();
+    let mut loaded = store.load(&record.id).await.unwrap().expect("session");
+    assert!(loaded.data.remove(SNAPSHOT_KEY).is_some());
     assert_eq!(loaded.data, record.data);
     let drift = (loaded.expiry_date - record.expiry_date).abs();
     assert!(drift < time::Duration::milliseconds(1), "{drift}");
@@ -56,10 +57,18 @@ async fn expired_session_is_not_loaded() {
     let clock = MockClock::new();
     let mem = MemoryStore::with_config(MemoryConfig::default().clock(clock.clone()));
     let store = SessionStore::new(mem);
-    let record = session(time::Duration::minutes(5));
-    store.save(&record).await.unwrap();
+    let mut record = session(time::Duration::minutes(5));
+    store.create(&mut record).await.unwrap();
     assert!(store.load(&record.id).await.unwrap().is_some());
     clock.advance(std::time::Duration::from_secs(301));
+    assert!(store.load(&record.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn save_never_recreates_a_missing_session() {
+    let store = SessionStore::new(MemoryStore::new());
+    let record = session(time::Duration::hours(1));
+    store.save(&record).await.unwrap();
     assert!(store.load(&record.id).await.unwrap().is_none());
 }
 
@@ -67,8 +76,8 @@ async fn expired_session_is_not_loaded() {
 async fn tampered_value_is_a_fresh_session_not_an_error() {
     let mem = MemoryStore::new();
     let store = SessionStore::new(mem.clone());
-    let record = session(time::Duration::hours(1));
-    store.save(&record).await.unwrap();
+    let mut record = session(time::Duration::hours(1));
+    store.create(&mut record).await.unwrap();
     let key = record.id.to_string();
     mem.set(&key, Record::never_expiring(&b"\xc1garbage"[..]))
         .await
@@ -107,6 +116,17 @@ impl Store for Failing {
     }
     async fn clear(&self) -> storestack::Result<()> {
         Err(StoreError::new(self.0, Op::Clear).with_store("failing"))
+    }
+    async fn get_versioned(&self, _: &str) -> storestack::Result<Option<storestack::Versioned>> {
+        Err(StoreError::new(self.0, Op::GetVersioned).with_store("failing"))
+    }
+    async fn set_if(
+        &self,
+        _: &str,
+        _: Record,
+        _: storestack::Condition,
+    ) -> storestack::Result<bool> {
+        Err(StoreError::new(self.0, Op::SetIf).with_store("failing"))
     }
 }
 

@@ -10,6 +10,9 @@ use storestack::{ErrorKind, Record, ScanCursor, Store};
 
 use crate::Fixture;
 
+mod conditional;
+pub use conditional::*;
+
 fn rec(fx: &Fixture, value: &'static str) -> Record {
     Record::expiring_at(value, fx.now() + fx.long_ttl())
 }

@@ -78,6 +78,14 @@ macro_rules! __with_cases {
             concurrent_writers_on_distinct_keys,
             concurrent_writers_on_one_key,
             concurrent_creates_on_one_key_admit_one,
+            get_versioned_reads_like_get,
+            set_if_matches_only_the_version_read,
+            set_if_never_creates,
+            set_if_treats_expired_as_absent,
+            set_if_exists_replaces_value_and_expiry,
+            touch_keeps_version_and_past_set_if_removes,
+            concurrent_set_ifs_admit_one_per_round,
+            set_if_loops_lose_no_update,
         }
     };
 }

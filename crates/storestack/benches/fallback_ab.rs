@@ -22,7 +22,8 @@ use std::time::SystemTime;
 
 use storestack::layers::fallback::JournalCheck;
 use storestack::{
-    async_trait, Fallback, FallbackConfig, MemoryStore, Record, Result, ScanCursor, ScanPage, Store,
+    async_trait, Condition, Fallback, FallbackConfig, MemoryStore, Record, Result, ScanCursor,
+    ScanPage, Store, Versioned,
 };
 
 /// The calls a healthy fallback makes, without the fallback.
@@ -60,6 +61,12 @@ impl Store for InnerCalls {
     }
     async fn clear(&self) -> Result<()> {
         self.0.clear().await
+    }
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.0.get_versioned(key).await
+    }
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.0.set_if(key, record, condition).await
     }
 }
 

@@ -24,8 +24,8 @@ use std::time::Instant;
 use criterion::{black_box, criterion_group, criterion_main, Bencher, Criterion};
 use storestack::layers::fault::FaultConfig;
 use storestack::{
-    async_trait, BreakerConfig, MemoryStore, Record, Result, RetryConfig, ScanCursor, ScanPage,
-    SharedStore, Store, StoreExt,
+    async_trait, BreakerConfig, Condition, MemoryStore, Record, Result, RetryConfig, ScanCursor,
+    ScanPage, SharedStore, Store, StoreExt, Versioned,
 };
 
 /// The control: a decorator that only forwards. Every decorator pays what
@@ -61,6 +61,12 @@ impl<S: Store> Store for Passthrough<S> {
     }
     async fn clear(&self) -> Result<()> {
         self.0.clear().await
+    }
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.0.get_versioned(key).await
+    }
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.0.set_if(key, record, condition).await
     }
 }
 

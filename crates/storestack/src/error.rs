@@ -198,13 +198,17 @@ pub enum Op {
     Len,
     /// [`Store::clear`](crate::Store::clear)
     Clear,
+    /// [`Store::get_versioned`](crate::Store::get_versioned)
+    GetVersioned,
+    /// [`Store::set_if`](crate::Store::set_if)
+    SetIf,
     /// Establishing a connection or preparing a backend.
     Connect,
 }
 
 impl Op {
     /// Every operation of the `Store` trait, in declaration order.
-    pub const ALL: [Op; 8] = [
+    pub const ALL: [Op; 10] = [
         Op::Get,
         Op::Set,
         Op::Create,
@@ -213,6 +217,8 @@ impl Op {
         Op::Scan,
         Op::Len,
         Op::Clear,
+        Op::GetVersioned,
+        Op::SetIf,
     ];
 
     /// A stable lower-case name, used in messages and metric labels.
@@ -226,15 +232,17 @@ impl Op {
             Op::Scan => "scan",
             Op::Len => "len",
             Op::Clear => "clear",
+            Op::GetVersioned => "get_versioned",
+            Op::SetIf => "set_if",
             Op::Connect => "connect",
         }
     }
 
     /// Whether repeating the operation after an unknown outcome leaves the
-    /// store as if it ran once. Everything but `create` is; `create` is made
-    /// safe to retry by the Retry decorator (see its docs).
+    /// store as if it ran once. Everything but `create` and `set_if` is;
+    /// both are made safe to retry by the Retry decorator (see its docs).
     pub const fn is_idempotent(self) -> bool {
-        !matches!(self, Op::Create)
+        !matches!(self, Op::Create | Op::SetIf)
     }
 }
 

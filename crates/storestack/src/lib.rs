@@ -60,7 +60,10 @@ pub use layers::namespaced::{Namespaced, NamespacedLayer};
 pub use layers::retry::{Retry, RetryConfig, RetryLayer};
 pub use layers::timeout::{Timeout, TimeoutConfig, TimeoutLayer};
 pub use memory::{MemoryConfig, MemoryStats, MemoryStore};
-pub use store::{BoxStore, Expiry, Record, ScanCursor, ScanPage, SharedStore, Store};
+pub use store::{
+    BoxStore, Condition, Expiry, Record, ScanCursor, ScanPage, SharedStore, Store, Version,
+    Versioned,
+};
 
 /// Re-exported so that users implementing [`Store`] use the same version.
 pub use async_trait::async_trait;

@@ -20,7 +20,7 @@
 //! |---|---|---|---|
 //! | `storestack_operations_total` | counter | `store`, `op`, `outcome` | operations finished |
 //! | `storestack_operation_duration_seconds` | histogram | `store`, `op`, `outcome` | latency of an operation as its caller saw it |
-//! | `storestack_value_bytes` | histogram | `store`, `op` | size of values read (`get` hits) and written (`set`, `create`) |
+//! | `storestack_value_bytes` | histogram | `store`, `op` | size of values read (`get`, `get_versioned` hits) and written (`set`, `create`, `set_if`) |
 //! | `storestack_slow_operations_total` | counter | `store`, `op` | operations slower than the slow threshold (each also logs a warning) |
 //! | `storestack_cache_hits_total` | counter | `store` | `get`s answered by a local cache |
 //! | `storestack_cache_misses_total` | counter | `store` | `get`s that went to the inner store |
@@ -37,8 +37,8 @@
 //!
 //! | label | values |
 //! |---|---|
-//! | `op` | [`Op::as_str`](crate::Op::as_str): `get`, `set`, `create`, `delete`, `touch`, `scan`, `len`, `clear` |
-//! | `outcome` | `ok`; `miss` (`get` found nothing, `delete`/`touch` found no record); `exists` (`create` found a record); or an [`ErrorKind::as_str`](crate::ErrorKind::as_str): `unavailable`, `timeout`, `circuit_open`, `corrupt`, `invalid_input`, `too_large`, `unsupported`, `internal`, `permission_denied`, `misconfigured` |
+//! | `op` | [`Op::as_str`](crate::Op::as_str): `get`, `set`, `create`, `delete`, `touch`, `scan`, `len`, `clear`, `get_versioned`, `set_if` |
+//! | `outcome` | `ok`; `miss` (`get` found nothing, `delete`/`touch` found no record); `exists` (`create` found a record); `conflict` (`set_if`'s condition did not hold); or an [`ErrorKind::as_str`](crate::ErrorKind::as_str): `unavailable`, `timeout`, `circuit_open`, `corrupt`, `invalid_input`, `too_large`, `unsupported`, `internal`, `permission_denied`, `misconfigured` |
 //! | `from`, `to` | `closed`, `open`, `half_open`, `forced_open`, `forced_closed` |
 //! | `reason` | an [`ErrorKind::as_str`](crate::ErrorKind::as_str) |
 //! | `scope` | `key`, `all` |
@@ -107,16 +107,19 @@ pub mod outcome {
     pub const MISS: &str = "miss";
     /// `create` found a live record and wrote nothing.
     pub const EXISTS: &str = "exists";
+    /// `set_if`'s condition did not hold: it wrote nothing.
+    pub const CONFLICT: &str = "conflict";
 
-    /// Every outcome value: `ok`, `miss`, `exists`, then every error kind
-    /// (in [`ErrorKind::ALL`] order).
-    pub const ALL: [&str; 3 + ErrorKind::ALL.len()] = {
-        let mut all = [OK; 3 + ErrorKind::ALL.len()];
+    /// Every outcome value: `ok`, `miss`, `exists`, `conflict`, then every
+    /// error kind (in [`ErrorKind::ALL`] order).
+    pub const ALL: [&str; 4 + ErrorKind::ALL.len()] = {
+        let mut all = [OK; 4 + ErrorKind::ALL.len()];
         all[1] = MISS;
         all[2] = EXISTS;
+        all[3] = CONFLICT;
         let mut i = 0;
         while i < ErrorKind::ALL.len() {
-            all[3 + i] = ErrorKind::ALL[i].as_str();
+            all[4 + i] = ErrorKind::ALL[i].as_str();
             i += 1;
         }
         all
@@ -164,10 +167,11 @@ impl OutcomeIdx {
     pub(crate) const OK: Self = OutcomeIdx(0);
     pub(crate) const MISS: Self = OutcomeIdx(1);
     pub(crate) const EXISTS: Self = OutcomeIdx(2);
+    pub(crate) const CONFLICT: Self = OutcomeIdx(3);
 
     pub(crate) const fn of_error(kind: ErrorKind) -> Self {
         // `ErrorKind::ALL` lists the kinds in declaration order.
-        OutcomeIdx(3 + kind as usize)
+        OutcomeIdx(4 + kind as usize)
     }
 
     pub(crate) const fn as_str(self) -> &'static str {
@@ -185,6 +189,7 @@ mod tests {
             assert_eq!(OutcomeIdx::of_error(kind).as_str(), kind.as_str());
         }
         assert_eq!(OutcomeIdx::MISS.as_str(), "miss");
+        assert_eq!(OutcomeIdx::CONFLICT.as_str(), "conflict");
         assert_eq!(breaker_state::gauge_value(breaker_state::HALF_OPEN), 2.0);
     }
 }

@@ -1,5 +1,6 @@
 //! The [`Store`] trait and the types it speaks: [`Record`], [`Expiry`],
-//! [`ScanCursor`], [`ScanPage`].
+//! [`ScanCursor`], [`ScanPage`], and for conditional writes [`Version`],
+//! [`Versioned`] and [`Condition`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -129,6 +130,98 @@ impl From<Option<SystemTime>> for Expiry {
     }
 }
 
+/// Which record a [`Store::get_versioned`] read, as a token that
+/// [`Store::set_if`] can compare with what is stored when it writes.
+///
+/// A version is the stored bytes themselves (a cheap [`Bytes`] clone of
+/// what the read returned), not a counter kept beside the value:
+///
+/// * nothing else is stored, so every backend and every value already
+///   written (by an older storestack, or by Node's connect-redis /
+///   connect-mongo next to a Rust service) has a version, with no schema
+///   change and no migration;
+/// * the two sides of a [`Fallback`](crate::Fallback) or a
+///   [`Migration`](crate::Migration) hold the same bytes for the same
+///   record (repair and copy move bytes), so a version read on one side
+///   means the same on the other, which a per-store counter would not;
+/// * [`Encrypted`](crate::Encrypted) writes a fresh nonce on every write,
+///   so two writes of the same plaintext still have different versions.
+///
+/// The price is that a version is as large as the value it stands for
+/// (shared, not copied, in memory), and that two writes of identical bytes
+/// have the same version: a write that puts back exactly the bytes a
+/// reader saw does not conflict with that reader. That is the one case in
+/// which the reader's write cannot lose anything the other wrote, since
+/// the stored state is byte for byte what the reader started from.
+///
+/// Decorators that transform values ([`Compressed`](crate::Compressed),
+/// [`Encrypted`](crate::Encrypted)) hand out the version of the bytes
+/// their inner store holds. A version is opaque to callers: compare it
+/// only with `==` (equal versions mean equal stored bytes), and pass it
+/// back to the store that handed it out.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Version(Bytes);
+
+impl Version {
+    /// The version of the stored bytes `stored`. For backends: what a
+    /// store holds for a key is its version.
+    pub fn of_stored(stored: Bytes) -> Self {
+        Version(stored)
+    }
+
+    /// The stored bytes this version stands for. For backends, which
+    /// compare them with what they hold (or hash them).
+    pub fn stored(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// Whether `stored` is the stored bytes of this version.
+    pub fn matches(&self, stored: &[u8]) -> bool {
+        self.0.as_ref() == stored
+    }
+}
+
+impl fmt::Debug for Version {
+    // The bytes are a stored value, which may be a credential-bearing
+    // session: show only their length.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Version(<{} bytes>)", self.0.len())
+    }
+}
+
+/// A record and the [`Version`] of its stored bytes, as
+/// [`Store::get_versioned`] returns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The record, as [`Store::get`] would return it.
+    pub record: Record,
+    /// The version of the stored bytes it was read from.
+    pub version: Version,
+}
+
+impl Versioned {
+    /// A record read from a backend, whose version is its value.
+    pub fn stored(record: Record) -> Self {
+        Versioned {
+            version: Version::of_stored(record.value.clone()),
+            record,
+        }
+    }
+}
+
+/// When a [`Store::set_if`] writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// Only if a live record is at the key, whatever it holds: a write
+    /// that never re-creates a deleted (or expired) record, e.g. the save
+    /// of an existing session after a logout.
+    Exists,
+    /// Only if a live record is at the key and its stored bytes are still
+    /// those of this version: a compare-and-swap against what a
+    /// [`Store::get_versioned`] returned.
+    Matches(Version),
+}
+
 /// Where a [`Store::scan`] resumes. Opaque: each store encodes its own
 /// position; pass back exactly what the previous page returned.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
@@ -196,6 +289,15 @@ pub struct ScanPage {
 ///   expired) and says whether it inserted. Decorators keep the two
 ///   distinct: session-fixation safety depends on it.
 /// * `delete` and `touch` say whether a live record was there.
+/// * `get_versioned` is `get` plus the [`Version`] of the stored bytes.
+///   `set_if` writes like `set` but only if its [`Condition`] holds for
+///   the live record at the key, decided atomically with the write, and
+///   says whether it wrote; an absent or expired record fails every
+///   condition. When many callers race `set_if` with the version they all
+///   read, exactly one wins. A `set_if` of an already expired record whose
+///   condition holds removes the key. A `touch` changes no version.
+///   Every decorator forwards both (none has a default that could answer
+///   them wrongly); how each keeps the guarantee is in its docs.
 /// * `scan` pages through live keys starting with `prefix`. Pages hold
 ///   about `limit` keys (a hint; a page may be empty while more follow).
 ///   A key that is live for the whole scan is returned exactly once; keys
@@ -237,6 +339,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes every record of this store.
     async fn clear(&self) -> Result<()>;
+
+    /// The live record at `key`, if any, with the [`Version`] of its stored
+    /// bytes, for a later [`set_if`](Store::set_if).
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>>;
+
+    /// Writes `record` at `key`, replacing the live record there, only if
+    /// `condition` holds for it (checked and written atomically); returns
+    /// whether it wrote. `false` means the precondition failed: the key is
+    /// absent or expired, or (for [`Condition::Matches`]) another write
+    /// changed its bytes since the version was read.
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool>;
 }
 
 macro_rules! forward_store {
@@ -274,6 +387,17 @@ macro_rules! forward_store {
             }
             async fn clear(&self) -> Result<()> {
                 (**self).clear().await
+            }
+            async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+                (**self).get_versioned(key).await
+            }
+            async fn set_if(
+                &self,
+                key: &str,
+                record: Record,
+                condition: Condition,
+            ) -> Result<bool> {
+                (**self).set_if(key, record, condition).await
             }
         }
     };

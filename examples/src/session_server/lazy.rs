@@ -5,7 +5,9 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use storestack::{async_trait, Op, Record, Result, ScanCursor, ScanPage, Store, StoreError};
+use storestack::{
+    async_trait, Condition, Op, Record, Result, ScanCursor, ScanPage, Store, StoreError, Versioned,
+};
 
 /// A store connected by a background task: until it is, every call fails
 /// at once with `Unavailable` (a transient error, so breakers, the
@@ -78,8 +80,16 @@ impl<S: Store> Store for Reconnecting<S> {
     async fn get(&self, key: &str) -> Result<Option<Record>> {
         self.get_store(Op::Get)?.get(key).await
     }
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.get_store(Op::GetVersioned)?.get_versioned(key).await
+    }
     async fn set(&self, key: &str, record: Record) -> Result<()> {
         self.get_store(Op::Set)?.set(key, record).await
+    }
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.get_store(Op::SetIf)?
+            .set_if(key, record, condition)
+            .await
     }
     async fn create(&self, key: &str, record: Record) -> Result<bool> {
         self.get_store(Op::Create)?.create(key, record).await

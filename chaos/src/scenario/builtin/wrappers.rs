@@ -9,7 +9,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use storestack::{BreakerHandle, BreakerState, Record, Result, ScanCursor, ScanPage, Store};
+use storestack::{
+    BreakerHandle, BreakerState, Condition, Record, Result, ScanCursor, ScanPage, Store, Versioned,
+};
 
 /// Counts, below a circuit breaker, the calls that arrive while the
 /// breaker is half-open (its trial calls) and the most of them in flight at
@@ -110,6 +112,16 @@ impl<S: Store> Store for TrialGauge<S> {
     async fn clear(&self) -> Result<()> {
         self.inner.clear().await
     }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let _trial = self.enter();
+        self.inner.get_versioned(key).await
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        let _trial = self.enter();
+        self.inner.set_if(key, record, condition).await
+    }
 }
 
 /// A store that acknowledges one `set` in `every` without making it: a
@@ -173,5 +185,13 @@ impl<S: Store> Store for DropsWrites<S> {
 
     async fn clear(&self) -> Result<()> {
         self.inner.clear().await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.inner.get_versioned(key).await
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.inner.set_if(key, record, condition).await
     }
 }

@@ -64,7 +64,8 @@ use async_trait::async_trait;
 use storestack::clock::{self, SharedClock};
 use storestack::redact::KeyHash;
 use storestack::{
-    Layer, MemoryConfig, MemoryStore, Op, Record, Result, ScanCursor, ScanPage, Store, StoreError,
+    Condition, Layer, MemoryConfig, MemoryStore, Op, Record, Result, ScanCursor, ScanPage, Store,
+    StoreError, Versioned,
 };
 
 pub use scope::{current, is_scoped, scoped, Degradation, DEGRADED_REQUESTS_TOTAL, HEADER};
@@ -297,6 +298,45 @@ impl<S: Store> Store for Degraded<S> {
                 let temporary = self.temp.get(key).await.ok().flatten();
                 let empty = || self.capped(Record::never_expiring(EMPTY_SESSION));
                 Ok(Some(temporary.unwrap_or_else(empty)))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        match self.inner.get_versioned(key).await {
+            Ok(found) => {
+                self.forget(key).await;
+                Ok(found)
+            }
+            Err(err) if self.degrades(Op::GetVersioned, key, &err) => {
+                // A temporary session's version is its bytes; it never
+                // matches a stored one, so a conditional save stays here.
+                let temporary = self.temp.get(key).await.ok().flatten();
+                let empty = || self.capped(Record::never_expiring(EMPTY_SESSION));
+                Ok(Some(Versioned::stored(temporary.unwrap_or_else(empty))))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        if scope::current().is_some() {
+            // As `set`: a degraded request's data never goes over the
+            // stored session.
+            self.keep(key, record, false).await;
+            return Ok(true);
+        }
+        match self.inner.set_if(key, record.clone(), condition).await {
+            Ok(written) => {
+                if written {
+                    self.forget(key).await;
+                }
+                Ok(written)
+            }
+            Err(err) if self.degrades(Op::SetIf, key, &err) => {
+                self.keep(key, record, false).await;
+                Ok(true)
             }
             Err(err) => Err(err),
         }

@@ -46,7 +46,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::clock::MockClock;
 use crate::error::{ErrorKind, Op, Result, StoreError};
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 use crate::{MemoryConfig, MemoryStore};
 
 /// What a call does.
@@ -427,5 +427,13 @@ impl Store for Scripted {
     }
     async fn clear(&self) -> Result<()> {
         self.play(Op::Clear, || self.data.clear()).await
+    }
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.play(Op::GetVersioned, || self.data.get_versioned(key))
+            .await
+    }
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.play(Op::SetIf, || self.data.set_if(key, record, condition))
+            .await
     }
 }

@@ -55,7 +55,7 @@ use parking_lot::Mutex;
 use crate::clock::{self, SharedClock};
 use crate::error::{ErrorKind, Op, Result, StoreError};
 use crate::limits::{self, Limits};
-use crate::store::{ScanCursor, ScanPage, Store};
+use crate::store::{Condition, ScanCursor, ScanPage, Store, Versioned};
 use crate::Record;
 use shard::{Delta, Position, Shard, ENTRY_OVERHEAD};
 
@@ -276,12 +276,21 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// Writes `record` (already checked) and keeps the bounds.
-    fn write(&self, key: &str, record: Record, now: SystemTime, only_if_absent: bool) -> bool {
+    /// Writes `record` if `guard` holds (checked under the shard's lock);
+    /// returns whether it did.
+    fn write(&self, key: &str, record: Record, now: SystemTime, guard: Guard<'_>) -> bool {
         let (hash, idx) = self.locate(key);
         let wrote = self.with_shard(idx, |shard| {
             let mut delta = shard.purge_expired(now, PURGE_PER_WRITE);
-            if only_if_absent && shard.contains_live(key, now) {
+            let holds = match guard {
+                Guard::None => true,
+                Guard::Absent => !shard.contains_live(key, now),
+                Guard::If(Condition::Exists) => shard.contains_live(key, now),
+                Guard::If(Condition::Matches(v)) => {
+                    shard.live_value(key, now).is_some_and(|b| v.matches(b))
+                }
+            };
+            if !holds {
                 return (false, delta);
             }
             let d = if record.is_expired_at(now) {
@@ -378,6 +387,16 @@ async fn sweep(inner: Weak<Inner>, every: Duration) {
     }
 }
 
+/// What a write requires of the live record at its key.
+enum Guard<'a> {
+    /// Nothing (`set`).
+    None,
+    /// No live record (`create`).
+    Absent,
+    /// A `set_if` condition.
+    If(&'a Condition),
+}
+
 /// Cursor tokens: `"{shard}:"` for the start of a shard, or
 /// `"{shard}:{hash:016x}>{key}"` to resume after that position.
 fn parse_cursor(cursor: &ScanCursor) -> Result<(usize, Option<Position>)> {
@@ -417,13 +436,13 @@ impl Store for MemoryStore {
 
     async fn set(&self, key: &str, record: Record) -> Result<()> {
         self.check_fits(Op::Set, key, &record)?;
-        self.write(key, record, self.now(), false);
+        self.write(key, record, self.now(), Guard::None);
         Ok(())
     }
 
     async fn create(&self, key: &str, record: Record) -> Result<bool> {
         self.check_fits(Op::Create, key, &record)?;
-        Ok(self.write(key, record, self.now(), true))
+        Ok(self.write(key, record, self.now(), Guard::Absent))
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
@@ -500,6 +519,18 @@ impl Store for MemoryStore {
             self.inner.apply(d);
         }
         Ok(())
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        limits::check_key(Op::GetVersioned, key)?;
+        let now = self.now();
+        let record = self.with_shard(self.shard_of(key), |s| s.get(key, now));
+        Ok(record.map(Versioned::stored))
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.check_fits(Op::SetIf, key, &record)?;
+        Ok(self.write(key, record, self.now(), Guard::If(&condition)))
     }
 }
 

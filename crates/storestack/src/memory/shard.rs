@@ -97,7 +97,15 @@ impl Shard {
 
     /// Whether a live record is at `key`.
     pub(crate) fn contains_live(&self, key: &str, now: SystemTime) -> bool {
-        matches!(self.map.get(key), Some(e) if !is_expired(e.expires_at, now))
+        self.live_value(key, now).is_some()
+    }
+
+    /// The stored bytes of the live record at `key`.
+    pub(crate) fn live_value(&self, key: &str, now: SystemTime) -> Option<&Bytes> {
+        match self.map.get(key) {
+            Some(e) if !is_expired(e.expires_at, now) => Some(&e.value),
+            _ => None,
+        }
     }
 
     /// Inserts or replaces; `hash` is the key's hash (the store's).

@@ -22,7 +22,7 @@ pub use layer::CachedLayer;
 
 use self::core::Core;
 use crate::error::{ErrorKind, Result};
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 use entry::Freshness;
 use flight::Role;
 use invalidation::Message;
@@ -273,6 +273,31 @@ impl<S: Store> Store for Cached<S> {
         core.forget_all();
         core.publish(|origin| Message::All { origin }).await;
         result
+    }
+
+    /// Never answered from the cache: the version must be that of the
+    /// bytes stored now. The record read refreshes the cache.
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let core = &self.core;
+        if !core.caching() {
+            return self.inner.get_versioned(key).await;
+        }
+        let hash = core.gens.hash(key);
+        let tag = core.gens.tag(hash);
+        let found = self.inner.get_versioned(key).await?;
+        let record = found.as_ref().map(|v| v.record.clone());
+        core.fill_read(key, hash, &record, tag);
+        Ok(found)
+    }
+
+    /// Always decided by the inner store. A win caches the record written,
+    /// like a `set`; a conflict drops the key's entry (it is stale: someone
+    /// else wrote) and tells nobody (this call changed nothing).
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        let fill = record.clone();
+        let run = self.inner.set_if(key, record, condition);
+        self.write(key, run, |&wrote| (wrote.then_some(fill), wrote))
+            .await
     }
 }
 

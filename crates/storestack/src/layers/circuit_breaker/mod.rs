@@ -138,7 +138,7 @@ pub use policy::FailureRate;
 pub use state::{BreakerState, StateChange};
 
 use crate::error::{ErrorKind, Op, Result, StoreError};
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 use machine::Core;
 use state::Outcome;
 
@@ -246,6 +246,18 @@ impl<S: Store> Store for CircuitBreaker<S> {
 
     async fn clear(&self) -> Result<()> {
         self.call(Op::Clear, || self.inner.clear()).await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.call(Op::GetVersioned, || self.inner.get_versioned(key))
+            .await
+    }
+
+    /// A failed precondition (`Ok(false)`) is a success for the breaker:
+    /// the store answered.
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.call(Op::SetIf, || self.inner.set_if(key, record, condition))
+            .await
     }
 }
 

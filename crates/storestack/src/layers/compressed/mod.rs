@@ -98,7 +98,7 @@ pub use codec::Codec;
 pub use layer::{CompressedLayer, DEFAULT_MIN_SIZE};
 
 use crate::error::{Op, Result, StoreError};
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 
 /// A store whose values are compressed. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -195,5 +195,23 @@ impl<S: Store> Store for Compressed<S> {
 
     async fn clear(&self) -> Result<()> {
         self.inner.clear().await
+    }
+
+    /// The version is the inner store's: that of the compressed bytes.
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let Some(Versioned { record, version }) = self.inner.get_versioned(key).await? else {
+            return Ok(None);
+        };
+        let value = self
+            .layer
+            .decode_value(record.value)
+            .map_err(|e| self.own(e))?;
+        let record = Record { value, ..record };
+        Ok(Some(Versioned { record, version }))
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        let record = self.encode(Op::SetIf, record)?;
+        self.inner.set_if(key, record, condition).await
     }
 }

@@ -109,7 +109,7 @@ pub use keyring::Keyring;
 pub use layer::EncryptedLayer;
 
 use crate::error::{Op, Result, StoreError};
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 
 /// A store whose values are encrypted. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -234,5 +234,24 @@ impl<S: Store> Store for Encrypted<S> {
 
     async fn clear(&self) -> Result<()> {
         self.inner.clear().await
+    }
+
+    /// The version is the inner store's: that of the ciphertext (a fresh
+    /// nonce per write, so every write has a new version).
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let Some(Versioned { record, version }) = self.inner.get_versioned(key).await? else {
+            return Ok(None);
+        };
+        let value = self
+            .layer
+            .decode_value(key, record.value)
+            .map_err(|e| self.own(e))?;
+        let record = Record { value, ..record };
+        Ok(Some(Versioned { record, version }))
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        let record = self.encode(Op::SetIf, key, record)?;
+        self.inner.set_if(key, record, condition).await
     }
 }

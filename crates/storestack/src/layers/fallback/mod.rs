@@ -276,6 +276,8 @@
 //! #     async fn scan(&self, _: &str, _: ScanCursor, _: usize) -> Result<ScanPage> { down(Op::Scan) }
 //! #     async fn len(&self) -> Result<u64> { down(Op::Len) }
 //! #     async fn clear(&self) -> Result<()> { down(Op::Clear) }
+//! #     async fn get_versioned(&self, _: &str) -> Result<Option<storestack::Versioned>> { down(Op::GetVersioned) }
+//! #     async fn set_if(&self, _: &str, _: Record, _: storestack::Condition) -> Result<bool> { down(Op::SetIf) }
 //! # }
 //! use storestack::{MemoryStore, Record, Store, StoreExt};
 //!
@@ -302,6 +304,7 @@ mod read;
 mod repair;
 mod resync;
 mod status;
+mod versioned;
 mod whole;
 mod write;
 
@@ -319,7 +322,7 @@ pub use resync::ResyncStatus;
 pub use status::{FallbackHandle, FallbackStatus, RepairReport, SideStatus};
 
 use crate::error::Result;
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 use journal::{Mirror, Names, Stamps, Stripes};
 use ops::Mutation;
 use status::Health;
@@ -473,6 +476,16 @@ impl<P: Store, S: Store> Store for Fallback<P, S> {
 
     async fn clear(&self) -> Result<()> {
         self.shared.clear().await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.shared.get_versioned(key).await
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.shared
+            .mutate(key, Mutation::SetIf(record, condition))
+            .await
     }
 }
 

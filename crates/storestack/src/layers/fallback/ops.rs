@@ -9,7 +9,7 @@ use super::status::bump;
 use super::Shared;
 use crate::error::{ErrorKind, Op, Result, StoreError};
 use crate::limits;
-use crate::store::{Record, Store};
+use crate::store::{Condition, Record, Store};
 
 /// A write, applied to one side at a time.
 #[derive(Debug, Clone)]
@@ -18,6 +18,7 @@ pub(crate) enum Mutation {
     Create(Record),
     Delete,
     Touch(Option<SystemTime>),
+    SetIf(Record, Condition),
 }
 
 impl Mutation {
@@ -27,6 +28,7 @@ impl Mutation {
             Mutation::Create(_) => Op::Create,
             Mutation::Delete => Op::Delete,
             Mutation::Touch(_) => Op::Touch,
+            Mutation::SetIf(..) => Op::SetIf,
         }
     }
 
@@ -49,7 +51,7 @@ impl Mutation {
     pub(crate) fn changed(&self, out: bool) -> bool {
         match self {
             Mutation::Set(_) | Mutation::Delete => true,
-            Mutation::Create(_) | Mutation::Touch(_) => out,
+            Mutation::Create(_) | Mutation::Touch(_) | Mutation::SetIf(..) => out,
         }
     }
 
@@ -59,6 +61,7 @@ impl Mutation {
             Mutation::Create(r) => store.create(key, r.clone()).await,
             Mutation::Delete => store.delete(key).await,
             Mutation::Touch(at) => store.touch(key, *at).await,
+            Mutation::SetIf(r, c) => store.set_if(key, r.clone(), c.clone()).await,
         }
     }
 }

@@ -157,6 +157,14 @@ impl Store for Switch {
         self.gate(Op::Clear, "").await?;
         self.inner.clear().await
     }
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.gate(Op::GetVersioned, key).await?;
+        self.inner.get_versioned(key).await
+    }
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.gate(Op::SetIf, key).await?;
+        self.inner.set_if(key, record, condition).await
+    }
 }
 
 /// Times out calls to the inner store, like the Timeout decorator does.
@@ -194,6 +202,12 @@ impl<S: Store> Store for Deadline<S> {
     }
     async fn clear(&self) -> Result<()> {
         self.0.clear().await
+    }
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.0.get_versioned(key).await
+    }
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.0.set_if(key, record, condition).await
     }
 }
 

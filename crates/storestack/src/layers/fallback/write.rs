@@ -30,6 +30,7 @@ impl<P: Store, S: Store> Shared<P, S> {
         };
         match &m {
             Mutation::Create(record) => Box::pin(self.create(key, &m, record, known)).await,
+            Mutation::SetIf(record, _) => Box::pin(self.set_if(key, &m, record, known)).await,
             _ => self.write_both(key, &m, known).await,
         }
     }
@@ -189,6 +190,46 @@ impl<P: Store, S: Store> Shared<P, S> {
                     _ => Err(pe),
                 }
             }
+        }
+    }
+
+    /// `set_if`: one side decides the condition (the side holding the
+    /// key's newest write; the primary when nothing is journaled; the
+    /// healthy side while the other resyncs), and its outcome is mirrored to
+    /// the other side as a blind write, so that both sides keep the same
+    /// bytes (the same version). Deciding on both sides could split: each
+    /// side might hold a different record that matches, or not.
+    async fn set_if(
+        &self,
+        key: &str,
+        m: &Mutation,
+        record: &Record,
+        known: Option<Side>,
+    ) -> Result<bool> {
+        let decider = known.unwrap_or(Side::Primary);
+        match self.apply(decider, key, m).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) if e.is_transient() && known.is_none() => {
+                // Nothing journaled: the secondary is current for the key
+                // and decides alone (journaled, as any degraded write).
+                return Box::pin(self.degraded(decider.other(), key, m, e)).await;
+            }
+            Err(e) if e.is_transient() => {
+                return Err(self.newest_unreachable(Op::SetIf, decider, e));
+            }
+            Err(e) => return Err(e),
+        }
+        let other = decider.other();
+        match self.put(other, key, Some(record.clone())).await {
+            Ok(()) => Ok(true),
+            Err(e) => match self.journal_after(decider, key, Claim::Weak).await {
+                Ok(()) => Ok(true),
+                Err(je) if e.is_transient() => {
+                    Err(self.both_failed(Op::SetIf, (other, e), (decider, je)))
+                }
+                Err(_) => Err(e),
+            },
         }
     }
 

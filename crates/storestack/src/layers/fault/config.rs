@@ -190,7 +190,8 @@ impl FaultConfig {
         self
     }
 
-    /// Sets the probability that `get` returns a corrupted value.
+    /// Sets the probability that `get` (or `get_versioned`) returns a
+    /// corrupted value.
     pub fn corrupt_rate(mut self, rate: f64) -> Self {
         self.corrupt_rate = rate;
         self

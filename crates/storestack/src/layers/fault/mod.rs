@@ -101,7 +101,7 @@ pub use ops::OpSet;
 pub use stats::FaultStats;
 
 use crate::error::{ErrorKind, Op, Result, StoreError};
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 use plan::Plan;
 use stats::Counter;
 
@@ -176,6 +176,18 @@ impl<S: Store> FaultInjection<S> {
         out
     }
 
+    /// Flips a byte of a value read, if the plan says so.
+    fn corrupt(&self, plan: &Plan, record: &mut Record) {
+        if let (Some((at, mask)), false) = (plan.corrupt, record.value.is_empty()) {
+            let mut bytes = record.value.to_vec();
+            let i = (at % bytes.len() as u64) as usize;
+            bytes[i] ^= mask;
+            record.value = bytes.into();
+            self.handle.count(Counter::Corrupted);
+            tracing::debug!(store = self.inner.name(), "injected corruption");
+        }
+    }
+
     fn injected(&self, kind: ErrorKind, op: Op, what: &'static str) -> StoreError {
         tracing::debug!(store = self.inner.name(), %op, %kind, what, "injected fault");
         StoreError::new(kind, op)
@@ -212,15 +224,8 @@ impl<S: Store> Store for FaultInjection<S> {
             return self.inner.get(key).await;
         };
         let mut found = self.inject(Op::Get, &plan, || self.inner.get(key)).await?;
-        if let (Some((at, mask)), Some(record)) = (plan.corrupt, found.as_mut()) {
-            if !record.value.is_empty() {
-                let mut bytes = record.value.to_vec();
-                let i = (at % bytes.len() as u64) as usize;
-                bytes[i] ^= mask;
-                record.value = bytes.into();
-                self.handle.count(Counter::Corrupted);
-                tracing::debug!(store = self.inner.name(), "injected corruption");
-            }
+        if let Some(record) = found.as_mut() {
+            self.corrupt(&plan, record);
         }
         Ok(found)
     }
@@ -254,6 +259,26 @@ impl<S: Store> Store for FaultInjection<S> {
 
     async fn clear(&self) -> Result<()> {
         self.run(Op::Clear, || self.inner.clear()).await
+    }
+
+    /// Corruption flips a byte of the record read, not of its version.
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let op = Op::GetVersioned;
+        let Some(plan) = self.handle.plan(op) else {
+            return self.inner.get_versioned(key).await;
+        };
+        let mut found = self
+            .inject(op, &plan, || self.inner.get_versioned(key))
+            .await?;
+        if let Some(v) = found.as_mut() {
+            self.corrupt(&plan, &mut v.record);
+        }
+        Ok(found)
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.run(Op::SetIf, || self.inner.set_if(key, record, condition))
+            .await
     }
 }
 

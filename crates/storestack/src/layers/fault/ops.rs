@@ -11,7 +11,10 @@ use crate::error::Op;
 /// assert!(OpSet::READS.contains(Op::Get));
 /// assert!(!OpSet::READS.contains(Op::Set));
 /// let writes_but_clear = OpSet::WRITES.without(Op::Clear);
-/// assert_eq!(writes_but_clear, OpSet::of(&[Op::Set, Op::Create, Op::Delete, Op::Touch]));
+/// assert_eq!(
+///     writes_but_clear,
+///     OpSet::of(&[Op::Set, Op::Create, Op::Delete, Op::Touch, Op::SetIf])
+/// );
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OpSet(u16);
@@ -27,6 +30,8 @@ const fn bit(op: Op) -> u16 {
         Op::Len => 6,
         Op::Clear => 7,
         Op::Connect => 8,
+        Op::GetVersioned => 9,
+        Op::SetIf => 10,
     }
 }
 
@@ -35,11 +40,18 @@ impl OpSet {
     pub const ALL: OpSet = OpSet(u16::MAX);
     /// No operation.
     pub const NONE: OpSet = OpSet(0);
-    /// `get`, `scan`, `len`.
-    pub const READS: OpSet = OpSet(bit(Op::Get) | bit(Op::Scan) | bit(Op::Len));
-    /// `set`, `create`, `delete`, `touch`, `clear`.
-    pub const WRITES: OpSet =
-        OpSet(bit(Op::Set) | bit(Op::Create) | bit(Op::Delete) | bit(Op::Touch) | bit(Op::Clear));
+    /// `get`, `scan`, `len`, `get_versioned`.
+    pub const READS: OpSet =
+        OpSet(bit(Op::Get) | bit(Op::Scan) | bit(Op::Len) | bit(Op::GetVersioned));
+    /// `set`, `create`, `delete`, `touch`, `clear`, `set_if`.
+    pub const WRITES: OpSet = OpSet(
+        bit(Op::Set)
+            | bit(Op::Create)
+            | bit(Op::Delete)
+            | bit(Op::Touch)
+            | bit(Op::Clear)
+            | bit(Op::SetIf),
+    );
 
     /// The set of these operations.
     pub fn of(ops: &[Op]) -> Self {
@@ -87,11 +99,14 @@ mod tests {
 
     #[test]
     fn op_sets() {
-        assert_eq!(format!("{:?}", OpSet::READS), r#"{"get", "scan", "len"}"#);
+        assert_eq!(
+            format!("{:?}", OpSet::READS),
+            r#"{"get", "scan", "len", "get_versioned"}"#
+        );
         assert!(OpSet::ALL.contains(Op::Clear) && !OpSet::NONE.contains(Op::Get));
         assert_eq!(
             OpSet::READS.with(Op::Set).without(Op::Get),
-            OpSet::of(&[Op::Scan, Op::Len, Op::Set])
+            OpSet::of(&[Op::Scan, Op::Len, Op::Set, Op::GetVersioned])
         );
     }
 }

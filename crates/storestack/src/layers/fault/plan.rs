@@ -64,7 +64,8 @@ impl FaultHandle {
             hang: h < rate(c.hang_rate),
             error: (e < rate(c.error_rate)).then_some(c.error_kind),
             lose_reply: (l < rate(c.reply_loss_rate)).then_some(c.error_kind),
-            corrupt: (op == Op::Get && k < rate(c.corrupt_rate)).then_some((at, mask)),
+            corrupt: (matches!(op, Op::Get | Op::GetVersioned) && k < rate(c.corrupt_rate))
+                .then_some((at, mask)),
         })
     }
 }

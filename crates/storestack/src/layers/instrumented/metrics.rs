@@ -17,6 +17,8 @@ fn op_idx(op: Op) -> usize {
         Op::Scan => 5,
         Op::Len => 6,
         Op::Clear | Op::Connect => 7,
+        Op::GetVersioned => 8,
+        Op::SetIf => 9,
     }
 }
 

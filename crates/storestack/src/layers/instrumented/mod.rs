@@ -76,7 +76,7 @@ pub use layer::InstrumentedLayer;
 use crate::error::{ErrorKind, Op, Result};
 use crate::observe::OutcomeIdx;
 use crate::redact::KeyHash;
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 use metrics::OpMetrics;
 
 /// A store whose operations are traced and measured. See the
@@ -295,6 +295,28 @@ impl<S: Store> Store for Instrumented<S> {
     async fn clear(&self) -> Result<()> {
         self.observe(Op::Clear, None, None, self.inner.clear(), ok)
             .await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let fut = self.inner.get_versioned(key);
+        self.observe(Op::GetVersioned, Some(key), None, fut, |r| match r {
+            Some(v) => (OutcomeIdx::OK, Some(v.record.value.len())),
+            None => (OutcomeIdx::MISS, None),
+        })
+        .await
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        let len = record.value.len();
+        let fut = self.inner.set_if(key, record, condition);
+        self.observe(Op::SetIf, Some(key), Some(len), fut, |&wrote| {
+            if wrote {
+                (OutcomeIdx::OK, None)
+            } else {
+                (OutcomeIdx::CONFLICT, None)
+            }
+        })
+        .await
     }
 }
 

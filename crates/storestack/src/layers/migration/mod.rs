@@ -62,6 +62,17 @@
 //! in new stops there in `ReadNew` (readers see it); in `WriteBoth` it asks
 //! old, and replaces a record old does not hold (left by a failed repair).
 //!
+//! `set_if` (a conditional write) is decided by old until `NewOnly`, by
+//! new after; `get_versioned` reads the deciding store, so the version a
+//! caller holds is always compared by the store that read it. In a
+//! write-both route, new is written first but only where it already holds
+//! the key (`set_if` with `Condition::Exists`: a conditional write never
+//! creates a record in new), then old under the caller's condition; if old
+//! refuses, the key is removed from new, as after a failed step. A session
+//! saved with `Condition::Exists` after a logout therefore stays deleted
+//! in every phase. In `ReadNew` the value written to new may be seen by
+//! readers for the moment before old refuses, as for any write to both.
+//!
 //! Deletes go to both stores in every write-both phase and in `ReadNew`,
 //! whatever the key's bucket. New is deleted once more after old, and a
 //! touch that found no copy in new is repeated there after old: that is
@@ -240,7 +251,7 @@ pub use phase::{bucket, ParsePhaseError, Phase, PhaseState};
 
 use crate::clock::{self, Clock, SharedClock};
 use crate::error::Result;
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 use copy::{Copier, KeyLocks};
 
 /// A store moving from `old` to `new`. See the [module docs](self).
@@ -387,5 +398,13 @@ impl<O: Store, N: Store> Store for Migration<O, N> {
 
     async fn clear(&self) -> Result<()> {
         self.clear_routed().await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.get_versioned_routed(key).await
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.set_if_routed(key, record, condition).await
     }
 }

@@ -9,7 +9,7 @@ use super::phase::{bucket_of_hash, key_hash, Phase, Route};
 use super::Migration;
 use crate::error::{Op, Result, StoreError};
 use crate::redact::KeyHash;
-use crate::store::{Record, Store};
+use crate::store::{Condition, Record, Store, Versioned};
 
 impl<O: Store, N: Store> Migration<O, N> {
     /// `get` in `ReadNew`: new, else old, copying old's record to new.
@@ -128,6 +128,50 @@ impl<O: Store, N: Store> Migration<O, N> {
                 let created = self.old.create(key, record).await?;
                 self.new.delete(key).await?;
                 Ok(created)
+            }
+        }
+    }
+
+    /// `get_versioned` reads the store that decides conditional writes:
+    /// old until `NewOnly`.
+    pub(super) async fn get_versioned_routed(&self, key: &str) -> Result<Option<Versioned>> {
+        match self.handle.phase() {
+            Phase::NewOnly => self.new.get_versioned(key).await,
+            _ => self.old.get_versioned(key).await,
+        }
+    }
+
+    /// `set_if`: old decides until `NewOnly`. In a write-both route new is
+    /// written first, only where it already holds the key (a miss in new
+    /// is safe), then old under the condition; if old refuses, the copy in
+    /// new is removed, as after a failed step.
+    pub(super) async fn set_if_routed(
+        &self,
+        key: &str,
+        record: Record,
+        condition: Condition,
+    ) -> Result<bool> {
+        let hash = key_hash(key);
+        let _g = self.locks.lock(hash).await;
+        match self.route(hash, false) {
+            Route::Old => self.old.set_if(key, record, condition).await,
+            Route::New => self.new.set_if(key, record, condition).await,
+            Route::Mirror | Route::ReadNew => {
+                let step = self.new.set_if(key, record.clone(), Condition::Exists);
+                self.shadowed(key, Op::SetIf, step).await?;
+                let wrote = self
+                    .shadowed(key, Op::SetIf, self.old.set_if(key, record, condition))
+                    .await?;
+                if !wrote {
+                    self.unshadow(key, Op::SetIf).await?;
+                }
+                Ok(wrote)
+            }
+            Route::Invalidate => {
+                self.new.delete(key).await?;
+                let wrote = self.old.set_if(key, record, condition).await?;
+                self.new.delete(key).await?;
+                Ok(wrote)
             }
         }
     }

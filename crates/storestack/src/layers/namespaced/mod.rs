@@ -55,7 +55,7 @@ pub use layer::NamespacedLayer;
 
 use crate::error::{Op, Result};
 use crate::limits;
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 
 /// Keys scanned per page by `len` and `clear`.
 const WALK_PAGE: usize = 1000;
@@ -194,6 +194,18 @@ impl<S: Store> Store for Namespaced<S> {
                 .map_err(|e| e.with_op(Op::Clear))?;
         }
         Ok(())
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.inner
+            .get_versioned(&self.full_key(Op::GetVersioned, key)?)
+            .await
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.inner
+            .set_if(&self.full_key(Op::SetIf, key)?, record, condition)
+            .await
     }
 }
 

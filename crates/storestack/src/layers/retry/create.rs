@@ -1,6 +1,7 @@
 //! `create`, made safe to retry: see "`create` is safe to retry" in the
 //! module docs.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -26,12 +27,36 @@ impl<S: Store> Retry<S> {
     /// `create` with retries. Once an attempt has failed with an unknown
     /// outcome, a later `false` is checked by reading the key back.
     pub(super) async fn create_safely(&self, key: &str, record: Record) -> Result<bool> {
-        let unknown = &AtomicBool::new(false);
         let record = &record;
-        self.run(Op::Create, move || async move {
+        self.run_reconciled(
+            Op::Create,
+            || self.inner.create(key, record.clone()),
+            || self.reconcile_create(key, record),
+        )
+        .await
+    }
+
+    /// Runs `attempt` with retries; once an attempt has failed with a
+    /// retryable error (its outcome unknown), a later `false` is replaced
+    /// by what `reconcile` says.
+    pub(super) async fn run_reconciled<A, AF, R, RF>(
+        &self,
+        op: Op,
+        attempt: A,
+        reconcile: R,
+    ) -> Result<bool>
+    where
+        A: Fn() -> AF + Send + Sync,
+        AF: Future<Output = Result<bool>> + Send,
+        R: Fn() -> RF + Send + Sync,
+        RF: Future<Output = Result<bool>> + Send,
+    {
+        let unknown = &AtomicBool::new(false);
+        let (attempt, reconcile) = (&attempt, &reconcile);
+        self.run(op, move || async move {
             let after_unknown = unknown.load(Ordering::Relaxed);
-            match self.inner.create(key, record.clone()).await {
-                Ok(false) if after_unknown => self.reconcile_create(key, record).await,
+            match attempt().await {
+                Ok(false) if after_unknown => reconcile().await,
                 Err(e) => {
                     if retryable(&e) {
                         unknown.store(true, Ordering::Relaxed);

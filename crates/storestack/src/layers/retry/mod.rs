@@ -21,7 +21,7 @@
 //!
 //! # `create` is safe to retry
 //!
-//! Every operation but `create` may simply be repeated. `create` may not:
+//! Every operation but `create` and `set_if` may simply be repeated. `create` may not:
 //! if an attempt *was applied* but its reply was lost (a `Timeout`, or an
 //! `Unavailable` from a connection that broke after sending), the next
 //! attempt finds the key taken by the caller's own write and would answer
@@ -48,6 +48,45 @@
 //! record before the read-back, in which case `false` is the safe answer
 //! (the caller picks a new ID). Reads of the key are done with the same
 //! inner store, so the comparison sees the same bytes the attempt wrote.
+//!
+//! # `set_if` is safe to retry
+//!
+//! `set_if` has the same trap: an attempt applied whose reply was lost
+//! changes the stored bytes, so the next attempt's
+//! [`Condition::Matches`] fails against the
+//! caller's own write, and `false` would send the caller into a needless
+//! conflict (a session merge would redo its work; the fail policy would
+//! refuse the request). So, as for `create`, once an attempt has failed
+//! with an unknown outcome and a later one answers `false`, Retry reads
+//! the key back and answers `true` if and only if the stored record is
+//! this call's record (same bytes, expiry within 1 ms).
+//!
+//! Repeating the write itself is safe: an attempt can only succeed while
+//! the condition still holds, i.e. while no other writer changed the
+//! record since the version was read (an earlier attempt of this call that
+//! was applied changed it, so a later one cannot apply twice, unless the
+//! new bytes equal the old, and then writing them again changes nothing).
+//! A [`Condition::Exists`] attempt repeated after another writer's `set`
+//! overwrites that write, exactly as a repeated `set` would; it never
+//! re-creates a deleted record.
+//!
+//! What stays ambiguous, because only the stored bytes can be compared:
+//!
+//! * `true` after an unknown outcome means *the store holds exactly this
+//!   call's record*. If another writer wrote byte-identical bytes (same
+//!   value, same expiry) in between, both are told `true`: the stored state
+//!   is what each wanted, but a caller counting its own writes (a counter
+//!   whose increments two writers computed alike) would count one twice.
+//!   Make records unique where a writer's identity matters (name the
+//!   writer in the value); [`Encrypted`](crate::Encrypted) below Retry
+//!   does it for you with a fresh nonce per write.
+//! * A record this call wrote and another writer then replaced or deleted
+//!   before the read-back is answered `false` (the caller re-reads and
+//!   finds the other write, which is newer anyway; a counter would count
+//!   again: a read-modify-write that must be exactly-once cannot be made
+//!   so across a lost reply by comparing bytes). A `set_if` of an already
+//!   expired record (which removes the key) answers `true` when the
+//!   read-back finds the key absent.
 //!
 //! `delete` and `touch` return whether a live record was there; after an
 //! attempt with an unknown outcome, a repeated `delete` can answer `false`
@@ -133,6 +172,7 @@ mod config;
 mod create;
 mod layer;
 mod observer;
+mod set_if;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -145,7 +185,7 @@ pub use layer::RetryLayer;
 pub use observer::{RetryEvent, RetryObserver};
 
 use crate::error::{ErrorKind, Op, Result, StoreError};
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 
 /// A store that retries transient failures. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -319,6 +359,15 @@ impl<S: Store> Store for Retry<S> {
 
     async fn clear(&self) -> Result<()> {
         self.run(Op::Clear, || self.inner.clear()).await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.run(Op::GetVersioned, || self.inner.get_versioned(key))
+            .await
+    }
+
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.set_if_safely(key, record, condition).await
     }
 }
 

@@ -1,5 +1,5 @@
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -223,6 +223,79 @@ async fn create_retries_once_more_when_the_record_vanished() {
     deleter.await.unwrap();
     assert_eq!(inner.entered(), 4);
     assert_eq!(inner.data().get("k").await.unwrap().unwrap().value, "mine");
+}
+
+/// A `set_if` on the version of "v1", from a store holding "v1".
+async fn versioned(inner: &Scripted) -> Condition {
+    let v1 = Record::never_expiring("v1");
+    inner.data().set("k", v1).await.unwrap();
+    let found = inner.data().get_versioned("k").await.unwrap().unwrap();
+    Condition::Matches(found.version)
+}
+
+#[tokio::test(start_paused = true)]
+async fn set_if_whose_reply_was_lost_reports_its_own_write() {
+    let inner = Scripted::new();
+    let v1 = versioned(&inner).await;
+    inner.then([Step::FailAfter(ErrorKind::Timeout)]);
+    let store = inner.clone().retry(fixed(10 * MS));
+    let mine = Record::expiring_after("mine", Duration::from_secs(60));
+    assert!(store.set_if("k", mine.clone(), v1.clone()).await.unwrap());
+    // set_if (applied, reply lost), set_if (false: the version moved), get
+    // (ours).
+    assert_eq!(inner.entered(), 3);
+    assert_eq!(inner.data().get("k").await.unwrap(), Some(mine));
+    // The version is stale now: a plain false, no read-back.
+    let other = Record::never_expiring("x");
+    assert!(!store.set_if("k", other, v1).await.unwrap());
+    assert_eq!(inner.entered(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn set_if_after_an_unknown_outcome_sees_someone_elses_write() {
+    let inner = Scripted::new();
+    let v1 = versioned(&inner).await;
+    // The first attempt fails before reaching the data; someone else
+    // writes meanwhile; the second attempt is refused and the read-back
+    // finds their record.
+    inner.then([Step::Fail(ErrorKind::Unavailable)]);
+    let data = inner.data().clone();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(5 * MS).await;
+        data.set("k", Record::never_expiring("theirs"))
+            .await
+            .unwrap();
+    });
+    let store = inner.clone().retry(fixed(10 * MS));
+    let mine = Record::never_expiring("mine");
+    assert!(!store.set_if("k", mine, v1).await.unwrap());
+    writer.await.unwrap();
+    assert_eq!(inner.entered(), 3);
+    assert_eq!(
+        inner.data().get("k").await.unwrap().unwrap().value,
+        "theirs"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn set_if_of_an_expired_record_whose_reply_was_lost_removed_the_key() {
+    let inner = Scripted::new();
+    let v1 = versioned(&inner).await;
+    inner.then([Step::FailAfter(ErrorKind::Timeout)]);
+    let store = inner.clone().retry(fixed(MS));
+    let past = Record::expiring_at("gone", SystemTime::now() - Duration::from_secs(1));
+    assert!(store.set_if("k", past, v1).await.unwrap());
+    assert_eq!(inner.data().get("k").await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn set_if_exists_never_recreates_through_retries() {
+    let inner = Scripted::new();
+    inner.then([Step::Fail(ErrorKind::Timeout)]);
+    let store = inner.clone().retry(fixed(MS));
+    let mine = Record::never_expiring("mine");
+    assert!(!store.set_if("k", mine, Condition::Exists).await.unwrap());
+    assert_eq!(inner.data().get("k").await.unwrap(), None);
 }
 
 #[tokio::test(start_paused = true)]

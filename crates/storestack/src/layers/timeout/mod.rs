@@ -77,7 +77,7 @@ pub use config::TimeoutConfig;
 pub use layer::TimeoutLayer;
 
 use crate::error::{Op, Result, StoreError};
-use crate::store::{Record, ScanCursor, ScanPage, Store};
+use crate::store::{Condition, Record, ScanCursor, ScanPage, Store, Versioned};
 
 /// A store whose operations fail with `Timeout` past a deadline. See the
 /// [module docs](self).
@@ -184,6 +184,18 @@ impl<S: Store> Store for Timeout<S> {
 
     async fn clear(&self) -> Result<()> {
         self.run(Op::Clear, self.inner.clear()).await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.run(Op::GetVersioned, self.inner.get_versioned(key))
+            .await
+    }
+
+    /// A `set_if` that times out may still have written: its outcome is
+    /// unknown, like any write's (see Retry on retrying it).
+    async fn set_if(&self, key: &str, record: Record, condition: Condition) -> Result<bool> {
+        self.run(Op::SetIf, self.inner.set_if(key, record, condition))
+            .await
     }
 }
 

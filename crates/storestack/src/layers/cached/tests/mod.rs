@@ -372,3 +372,42 @@ async fn hits_and_misses_are_counted() {
     assert_eq!(get(crate::observe::CACHE_HITS_TOTAL), 2);
     assert_eq!(get(crate::observe::CACHE_MISSES_TOTAL), 1);
 }
+
+#[tokio::test]
+async fn conditional_writes_are_decided_by_the_inner_store() {
+    let (inner, clock, cached) = setup(CacheConfig::default().ttl(secs(3600)));
+    cached.set("k", rec(&clock, "v1", 3600)).await.unwrap();
+    // Read through the cache: the version is the inner store's, never a
+    // cache hit.
+    let v1 = cached.get_versioned("k").await.unwrap().unwrap().version;
+    assert_eq!(inner.calls(Op::GetVersioned), 1);
+    // Another instance writes behind this cache's back.
+    inner
+        .data()
+        .set("k", rec(&clock, "v2", 3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        value(&cached, "k").await.as_deref(),
+        Some("v1"),
+        "stale hit"
+    );
+    let mine = rec(&clock, "mine", 3600);
+    assert!(!cached
+        .set_if("k", mine, Condition::Matches(v1))
+        .await
+        .unwrap());
+    // The conflict dropped the stale entry.
+    let gets = inner.calls(Op::Get);
+    assert_eq!(value(&cached, "k").await.as_deref(), Some("v2"));
+    assert_eq!(inner.calls(Op::Get), gets + 1);
+    // A win caches the record written.
+    let v2 = cached.get_versioned("k").await.unwrap().unwrap().version;
+    let won = rec(&clock, "v3", 3600);
+    assert!(cached
+        .set_if("k", won, Condition::Matches(v2))
+        .await
+        .unwrap());
+    assert_eq!(value(&cached, "k").await.as_deref(), Some("v3"));
+    assert_eq!(inner.calls(Op::Get), gets + 1, "served from the cache");
+}
