@@ -182,3 +182,234 @@ fn stale(names: Vec<String>, cutoff: u64) -> Vec<String> {
         })
         .collect()
 }
+
+/// A PostgreSQL server a test owns: a fresh cluster (`initdb`) in a
+/// temporary directory, on a free port, run with `pg_ctl` as the
+/// `postgres` user when the tests run as root (PostgreSQL refuses root).
+/// Killed and removed on drop.
+#[derive(Debug)]
+pub struct OwnPostgres {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnPostgres {
+    /// The directory of `initdb` and `pg_ctl`: `$PG_BIN`, else the newest
+    /// `/usr/lib/postgresql/*/bin`.
+    pub fn bin_dir() -> Option<std::path::PathBuf> {
+        if let Some(dir) = std::env::var_os("PG_BIN") {
+            return Some(dir.into());
+        }
+        let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("pg_ctl").is_file() && p.join("initdb").is_file())
+            .collect();
+        dirs.sort_by_key(|p| {
+            let version = p.parent().and_then(|v| v.file_name());
+            version
+                .and_then(|v| v.to_str()?.parse::<u32>().ok())
+                .unwrap_or(0)
+        });
+        dirs.pop()
+    }
+
+    /// Creates and starts a cluster; `Err` says why it could not.
+    pub fn start() -> Result<Self, String> {
+        let bin = Self::bin_dir().ok_or("no initdb/pg_ctl under /usr/lib/postgresql")?;
+        let dir = tempfile::Builder::new()
+            .prefix("storestack-pg-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let server = OwnPostgres {
+            bin,
+            dir,
+            port: crate::redis::free_port(),
+        };
+        if is_root() {
+            let chown = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(server.dir.path())
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !chown.success() {
+                return Err("chown to the postgres user failed".into());
+            }
+        }
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                &server.data(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )?;
+        server.pg_ctl_start()?;
+        Ok(server)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// Its URL (database `postgres`).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
+        let exe = self.bin.join(tool);
+        let mut cmd = if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let out = cmd
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .map_err(|e| format!("{tool}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{tool} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=16MB",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "start",
+                "-w",
+                "-t",
+                "30",
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+            ],
+        )
+    }
+
+    /// The postmaster's pid (first line of `postmaster.pid`).
+    fn pid(&self) -> Option<i32> {
+        let file = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid")).ok()?;
+        file.lines().next()?.trim().parse().ok()
+    }
+
+    /// SIGKILLs the postmaster and every process it started, and waits
+    /// until they are gone.
+    pub fn kill(&self) {
+        let Some(pid) = self.pid() else { return };
+        let mut victims = children_of(pid);
+        victims.push(pid);
+        signal(&victims, "-KILL");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while victims
+            .iter()
+            .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists() && !is_zombie(*p))
+        {
+            assert!(std::time::Instant::now() < deadline, "postgres did not die");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Freezes the server (SIGSTOP to the postmaster and its children):
+    /// connections stay open, nothing answers.
+    pub fn pause(&self) {
+        signal(&self.processes(), "-STOP");
+    }
+
+    /// Thaws it (SIGCONT).
+    pub fn resume(&self) {
+        signal(&self.processes(), "-CONT");
+    }
+
+    fn processes(&self) -> Vec<i32> {
+        let pid = self.pid().expect("server running");
+        let mut all = children_of(pid);
+        all.push(pid);
+        all
+    }
+
+    /// Starts it again on the same port and data (crash recovery runs).
+    pub fn restart(&self) -> Result<(), String> {
+        let _ = std::fs::remove_file(self.dir.path().join("data/postmaster.pid"));
+        self.pg_ctl_start()
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends `sig` to each of `pids` (already gone is fine).
+fn signal(pids: &[i32], sig: &str) {
+    for p in pids {
+        let _ = std::process::Command::new("kill")
+            .args([sig, &p.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// The pids whose parent is `pid`.
+fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s.rsplit_once(") ")?.1.to_owned();
+                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+        .unwrap_or(true)
+}
