@@ -85,19 +85,19 @@ pub struct SqlConfig {
     /// How long getting a connection may take, opening a new one included;
     /// past it the call fails with `Unavailable`. Default:
     /// [`DEFAULT_ACQUIRE_TIMEOUT`].
-    #[serde(rename = "acquire_timeout_ms", with = "millis")]
+    #[serde(rename = "acquire_timeout_ms", with = "storestack::serde_millis")]
     pub acquire_timeout: Duration,
     /// Deadline of every operation, end to end (getting a connection
     /// included); past it the operation fails with `Timeout`. PostgreSQL
     /// also gets it as its `statement_timeout`, SQLite as its busy timeout.
     /// Default: [`DEFAULT_STATEMENT_TIMEOUT`].
-    #[serde(rename = "statement_timeout_ms", with = "millis")]
+    #[serde(rename = "statement_timeout_ms", with = "storestack::serde_millis")]
     pub statement_timeout: Duration,
     /// How often the background task deletes expired rows; `None` runs no
     /// task (call [`prune_expired`](crate::SqlStore::prune_expired)
     /// yourself, or let rows stay: they are invisible either way). Default:
     /// [`DEFAULT_PRUNE_INTERVAL`].
-    #[serde(rename = "prune_interval_ms", with = "millis_opt")]
+    #[serde(rename = "prune_interval_ms", with = "storestack::serde_millis::opt")]
     pub prune_interval: Option<Duration>,
     /// Most rows one pruning `DELETE` removes. Default:
     /// [`DEFAULT_PRUNE_BATCH`].
@@ -306,39 +306,6 @@ fn is_secret_option(name: &str) -> bool {
     ["password", "secret", "token"]
         .iter()
         .any(|s| name.contains(s))
-}
-
-/// `Duration` as whole milliseconds.
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
-    }
-}
-
-/// `Option<Duration>` as whole milliseconds or null.
-mod millis_opt {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .serialize(s)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
-    }
 }
 
 #[cfg(test)]
