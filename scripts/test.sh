@@ -31,6 +31,34 @@ if [ -z "${STORESTACK_REDIS_URL:-}" ] && ! redis-cli -p 6379 ping >/dev/null 2>&
     done
 fi
 
+# PostgreSQL (127.0.0.1:5432, trust auth, user postgres, database test) and
+# MariaDB (127.0.0.1:3306, root without a password, database test): the
+# machine's own services. Started with its start commands when they are not
+# answering, never stopped (other users share them); tests/sql.rs fails
+# under CI=true if either is still unreachable. STORESTACK_POSTGRES_URL /
+# STORESTACK_MYSQL_URL point the tests elsewhere.
+wait_for() { # what, probe command...
+    local what=$1
+    shift
+    for _ in $(seq 100); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "== $what did not come up; the SQL tests will say so" >&2
+}
+if [ -z "${STORESTACK_POSTGRES_URL:-}" ] && command -v pg_isready >/dev/null \
+    && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "== starting PostgreSQL (service postgresql start)"
+    service postgresql start || true
+    wait_for PostgreSQL pg_isready -q -h 127.0.0.1 -p 5432
+fi
+if [ -z "${STORESTACK_MYSQL_URL:-}" ] && command -v mysqladmin >/dev/null \
+    && ! mysqladmin -h 127.0.0.1 -P 3306 -u root ping >/dev/null 2>&1; then
+    echo "== starting MariaDB (service mariadb start)"
+    service mariadb start || true
+    wait_for MariaDB mysqladmin -h 127.0.0.1 -P 3306 -u root ping
+fi
+
 # MongoDB: a secantusd-rs on a free port, unless a server is given.
 if [ -z "${STORESTACK_MONGODB_URL:-}" ]; then
     scripts/mongo.sh install

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use storestack::clock::MockClock;
-use storestack::{ErrorKind, Record, ScanCursor, Store};
+use storestack::{ErrorKind, Record, Store};
 use storestack_mongodb::mongodb::bson::{doc, Bson, Document};
 use storestack_mongodb::{MongoConfig, MongoStore, EXPIRES_FIELD, TTL_INDEX_NAME, VALUE_FIELD};
 use storestack_testkit::conformance_suite;
@@ -29,16 +29,7 @@ fn raw(store: &MongoStore) -> storestack_mongodb::mongodb::Collection<Document> 
 }
 
 async fn scan_all(store: &dyn Store, prefix: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut cursor = ScanCursor::start();
-    loop {
-        let page = store.scan(prefix, cursor, 3).await.unwrap();
-        keys.extend(page.keys);
-        match page.next {
-            Some(next) => cursor = next,
-            None => return keys,
-        }
-    }
+    storestack_testkit::cases::scan_all(store, prefix, 3).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,35 +88,7 @@ async fn concurrent_creates_over_an_expired_document_admit_one() {
     let Some((store, clock)) = store_with_mock_clock("create_race").await else {
         return;
     };
-    let ttl = Duration::from_secs(60);
-    store
-        .set("id", Record::expiring_at("expired", clock.now_plus(ttl)))
-        .await
-        .unwrap();
-    clock.advance(ttl * 2);
-    let store = Arc::new(store);
-    let tasks: Vec<_> = (0..16)
-        .map(|t| {
-            let (store, at) = (store.clone(), clock.now_plus(ttl));
-            tokio::spawn(async move {
-                let won = store
-                    .create("id", Record::expiring_at(format!("{t}"), at))
-                    .await
-                    .unwrap();
-                (t, won)
-            })
-        })
-        .collect();
-    let mut winners = Vec::new();
-    for task in tasks {
-        let (t, won) = task.await.unwrap();
-        if won {
-            winners.push(t);
-        }
-    }
-    assert_eq!(winners.len(), 1, "winners: {winners:?}");
-    let got = store.get("id").await.unwrap().unwrap();
-    assert_eq!(got.value, format!("{}", winners[0]));
+    storestack_tests::creates_over_an_expired_record_admit_one(Arc::new(store), &clock).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,31 +202,7 @@ async fn unicode_prefixes_scan_exactly_their_keys() {
     let Some(store) = mongo::connect_or_skip(mongo::config("unicode_scan")).await else {
         return;
     };
-    let keys = [
-        "ключ",
-        "ключ:1",
-        "ключи",
-        "клюя",
-        "🔑",
-        "🔑:a",
-        "a\u{10FFFF}",
-        "a\u{10FFFF}z",
-        "b",
-    ];
-    for k in keys {
-        store.set(k, Record::never_expiring("v")).await.unwrap();
-    }
-    for prefix in ["ключ", "🔑", "a\u{10FFFF}", "клю", "a"] {
-        let mut got = scan_all(&store, prefix).await;
-        got.sort();
-        let mut want: Vec<&str> = keys
-            .iter()
-            .copied()
-            .filter(|k| k.starts_with(prefix))
-            .collect();
-        want.sort();
-        assert_eq!(got, want, "prefix {prefix:?}");
-    }
+    storestack_tests::unicode_prefixes_scan_exactly_their_keys(&store).await;
 }
 
 #[tokio::test]

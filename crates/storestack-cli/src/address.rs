@@ -6,6 +6,9 @@ use std::str::FromStr;
 
 use percent_encoding::percent_decode_str;
 
+mod sql;
+pub use sql::{SqlDatabase, DEFAULT_SQL_TABLE};
+
 /// The key prefix of a Redis store whose URL names none.
 pub const DEFAULT_REDIS_PREFIX: &str = storestack_redis::DEFAULT_KEY_PREFIX;
 
@@ -18,9 +21,13 @@ pub const DEFAULT_REDIS_PREFIX: &str = storestack_redis::DEFAULT_KEY_PREFIX;
 /// | `redis://[user:password@]host[:port][/db][?prefix=P]` | Redis (`rediss://` for TLS); keys under `P` (default `storestack:`) |
 /// | `mongodb://[user:password@]host[:port][,host…]/DB/COLLECTION[?options]` | MongoDB (also `mongodb+srv://`) |
 /// | `mongodb://host[:port]/DB?collection=COLLECTION[&options]` | the same |
+/// | `postgres://[user[:password]@]host[:port]/DB[?table=T&options]` | PostgreSQL (also `postgresql://`); rows in table `T` (default `storestack_sessions`) |
+/// | `mysql://[user[:password]@]host[:port]/DB[?table=T&options]` | MySQL or MariaDB |
+/// | `sqlite://PATH[?table=T]` | a SQLite file (`sqlite:///abs/path.db`, `sqlite://relative.db`), created if missing |
 ///
 /// Query values are percent-decoded (`?prefix=sess%3A` is `sess:`). MongoDB
-/// options other than `collection` go to the driver unchanged.
+/// options other than `collection`, and SQL options other than `table`, go
+/// to the driver unchanged.
 ///
 /// `Display` and `Debug` show the URL with its credentials replaced by
 /// `***`; errors never quote it.
@@ -64,6 +71,15 @@ pub enum StoreUrl {
         /// The collection.
         collection: String,
     },
+    /// A [`SqlStore`](storestack_sql::SqlStore).
+    Sql {
+        /// Which database.
+        database: SqlDatabase,
+        /// The connection URL without the table (what `SqlConfig` takes).
+        url: String,
+        /// The table.
+        table: String,
+    },
 }
 
 /// Why a URL names no store. Messages never quote the URL.
@@ -71,10 +87,10 @@ pub enum StoreUrl {
 #[non_exhaustive]
 pub enum UrlError {
     /// No `scheme://`.
-    #[error("not a url: expected memory://, redis://, rediss:// or mongodb://")]
+    #[error("not a url: expected memory://, redis://, rediss://, mongodb://, postgres://, mysql:// or sqlite://")]
     NoScheme,
     /// A scheme this command does not know.
-    #[error("unknown scheme {0:?}: expected memory://, redis://, rediss://, mongodb:// or mongodb+srv://")]
+    #[error("unknown scheme {0:?}: expected memory://, redis://, rediss://, mongodb://, mongodb+srv://, postgres://, postgresql://, mysql:// or sqlite://")]
     UnknownScheme(String),
     /// The URL could not be parsed.
     #[error("malformed {scheme} url: {reason}")]
@@ -163,6 +179,9 @@ impl FromStr for StoreUrl {
             "memory" => parse_memory(raw),
             "redis" | "rediss" => parse_redis(raw),
             "mongodb" | "mongodb+srv" => parse_mongo(raw),
+            "postgres" | "postgresql" => sql::parse(SqlDatabase::Postgres, raw),
+            "mysql" => sql::parse(SqlDatabase::MySql, raw),
+            "sqlite" => sql::parse(SqlDatabase::Sqlite, raw),
             // The scheme holds no secret (it precedes `://`), but keep the
             // message short for a very long one.
             _ => Err(UrlError::UnknownScheme(scheme.chars().take(32).collect())),
@@ -307,12 +326,14 @@ fn parse_mongo(raw: &str) -> Result<StoreUrl, UrlError> {
 }
 
 impl StoreUrl {
-    /// The kind of store: `memory`, `redis` or `mongodb`.
+    /// The kind of store: `memory`, `redis`, `mongodb`, `postgres`, `mysql`
+    /// or `sqlite`.
     pub fn kind(&self) -> &'static str {
         match self {
             StoreUrl::Memory { .. } => "memory",
             StoreUrl::Redis { .. } => "redis",
             StoreUrl::Mongo { .. } => "mongodb",
+            StoreUrl::Sql { database, .. } => database.as_str(),
         }
     }
 
@@ -344,6 +365,11 @@ impl StoreUrl {
                     parts.hosts.to_ascii_lowercase()
                 )
             }
+            StoreUrl::Sql {
+                database,
+                url,
+                table,
+            } => sql::identity(*database, url, table),
         }
     }
 
@@ -360,6 +386,7 @@ impl StoreUrl {
                 .and_then(|p| p.userinfo)
                 .and_then(|u| u.split_once(':'))
                 .map(|(_, p)| p.to_owned()),
+            StoreUrl::Sql { url, .. } => sql::password(url),
         };
         let mut out = Vec::new();
         if let Some(raw) = password.filter(|p| !p.is_empty()) {
@@ -414,6 +441,7 @@ impl StoreUrl {
                 }
                 shown
             }
+            StoreUrl::Sql { url, table, .. } => sql::redacted(url, table),
         }
     }
 }
@@ -561,8 +589,8 @@ mod tests {
     #[test]
     fn unknown_schemes_and_non_urls() {
         assert_eq!(
-            "postgres://u:pw@h/db".parse::<StoreUrl>(),
-            Err(UrlError::UnknownScheme("postgres".to_owned()))
+            "ftp://u:pw@h/db".parse::<StoreUrl>(),
+            Err(UrlError::UnknownScheme("ftp".to_owned()))
         );
         assert_eq!(
             "localhost:6379".parse::<StoreUrl>(),

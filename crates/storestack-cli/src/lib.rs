@@ -80,7 +80,7 @@ mod open;
 mod output;
 mod phase;
 
-pub use address::{StoreUrl, UrlError, DEFAULT_REDIS_PREFIX};
+pub use address::{SqlDatabase, StoreUrl, UrlError, DEFAULT_REDIS_PREFIX, DEFAULT_SQL_TABLE};
 pub use cli::{Cli, Command, MigrateArgs, PhaseArgs};
 pub use migrate::{
     default_checkpoint_path, migrate, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_STORE,

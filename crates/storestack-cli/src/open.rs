@@ -6,8 +6,9 @@ use std::time::{Duration, SystemTime};
 use storestack::{MemoryStore, Op, Record, Store, StoreError};
 use storestack_mongodb::{MongoConfig, MongoStore};
 use storestack_redis::{RedisConfig, RedisStore};
+use storestack_sql::{MySqlStore, PgStore, SqlConfig, SqliteStore};
 
-use crate::address::StoreUrl;
+use crate::address::{SqlDatabase, StoreUrl};
 
 /// How stores are opened.
 #[derive(Debug, Clone)]
@@ -90,6 +91,24 @@ pub async fn open(url: &StoreUrl, options: &OpenOptions) -> storestack::Result<A
                     config = config.max_pool_size(options.connections.max(1));
                 }
                 Arc::new(MongoStore::connect(config).await?)
+            }
+            StoreUrl::Sql {
+                database,
+                url,
+                table,
+            } => {
+                // No prune task: pruning is the applications' business.
+                let config = SqlConfig::new(url.clone())
+                    .table(table.clone())
+                    .acquire_timeout(deadline)
+                    .statement_timeout(options.operation_timeout)
+                    .max_connections(options.connections.max(1))
+                    .prune_interval(None);
+                match database {
+                    SqlDatabase::Postgres => Arc::new(PgStore::connect(config).await?),
+                    SqlDatabase::MySql => Arc::new(MySqlStore::connect(config).await?),
+                    SqlDatabase::Sqlite => Arc::new(SqliteStore::connect(config).await?),
+                }
             }
         })
     };

@@ -57,7 +57,9 @@ fn bad_urls_are_usage_errors_that_never_quote_the_url() {
     let d = dir.path();
     let to = "memory://";
     for (from, expected) in [
-        ("postgres://u:hunter2@h/db", "unknown scheme \"postgres\""),
+        ("ftp://u:hunter2@h/db", "unknown scheme \"ftp\""),
+        ("postgres://u:hunter2@/db", "empty host"),
+        ("mysql://u:hunter2@h/db?table=", "table must not be empty"),
         ("localhost:6379", "not a url"),
         (
             "redis://:hunter2@h:6379?pool=3",

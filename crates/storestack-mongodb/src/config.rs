@@ -74,18 +74,21 @@ pub struct MongoConfig {
     pub max_pool_size: Option<u32>,
     /// How long opening a connection may take. Default: the URI's
     /// `connectTimeoutMS`, else [`DEFAULT_CONNECT_TIMEOUT`].
-    #[serde(rename = "connect_timeout_ms", with = "millis_opt")]
+    #[serde(rename = "connect_timeout_ms", with = "storestack::serde_millis::opt")]
     pub connect_timeout: Option<Duration>,
     /// How long an operation waits for a usable server before failing with
     /// `Unavailable`. Default: the URI's `serverSelectionTimeoutMS`, else
     /// [`DEFAULT_SERVER_SELECTION_TIMEOUT`].
-    #[serde(rename = "server_selection_timeout_ms", with = "millis_opt")]
+    #[serde(
+        rename = "server_selection_timeout_ms",
+        with = "storestack::serde_millis::opt"
+    )]
     pub server_selection_timeout: Option<Duration>,
     /// Deadline of every operation, end to end (server selection,
     /// connection, the driver's own single retry, the round trip); past it
     /// the operation fails with `Timeout`. Default:
     /// [`DEFAULT_OPERATION_TIMEOUT`].
-    #[serde(rename = "operation_timeout_ms", with = "millis")]
+    #[serde(rename = "operation_timeout_ms", with = "storestack::serde_millis")]
     pub operation_timeout: Duration,
     /// The largest value accepted, in bytes; at most [`MAX_VALUE_LEN`].
     /// Default: 8 MiB.
@@ -236,39 +239,6 @@ fn is_secret_option(name: &str) -> bool {
         || ["password", "secret", "token"]
             .iter()
             .any(|s| name.contains(s))
-}
-
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis().min(u64::MAX as u128) as u64)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
-    }
-}
-
-mod millis_opt {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&(d.as_millis().min(u64::MAX as u128) as u64)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
-    }
 }
 
 #[cfg(test)]

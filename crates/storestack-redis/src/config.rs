@@ -89,24 +89,27 @@ pub struct RedisConfig {
     /// Time allowed to open a connection, including the TLS handshake, and
     /// for the commands run on connect (`AUTH`, `SELECT`, `CLUSTER SLOTS`).
     /// Default: 2 s.
-    #[serde(rename = "connect_timeout_ms", with = "millis")]
+    #[serde(rename = "connect_timeout_ms", with = "storestack::serde_millis")]
     pub connect_timeout: Duration,
     /// Time allowed to every command, queueing included; past it the call
     /// fails with `Timeout`. Must be non-zero. Default: 1 s.
-    #[serde(rename = "command_timeout_ms", with = "millis")]
+    #[serde(rename = "command_timeout_ms", with = "storestack::serde_millis")]
     pub command_timeout: Duration,
     /// First delay before reconnecting after a connection is lost; it
     /// doubles on every failed attempt. Default: 50 ms.
-    #[serde(rename = "reconnect_min_delay_ms", with = "millis")]
+    #[serde(rename = "reconnect_min_delay_ms", with = "storestack::serde_millis")]
     pub reconnect_min_delay: Duration,
     /// Longest delay between reconnection attempts: bounds how long the
     /// store keeps failing after the server is back. Default: 1 s.
-    #[serde(rename = "reconnect_max_delay_ms", with = "millis")]
+    #[serde(rename = "reconnect_max_delay_ms", with = "storestack::serde_millis")]
     pub reconnect_max_delay: Duration,
     /// A connection with a command waiting this long for its reply is
     /// considered dead and is replaced (a silent network partition sends
     /// no reset). `None` turns the check off. Default: 3 s.
-    #[serde(rename = "unresponsive_timeout_ms", with = "opt_millis")]
+    #[serde(
+        rename = "unresponsive_timeout_ms",
+        with = "storestack::serde_millis::opt"
+    )]
     pub unresponsive_timeout: Option<Duration>,
     /// Prefix of every key of this store; `len`, `scan` and `clear` see
     /// only keys with it. Must not be empty. Default: `"storestack:"`.
@@ -306,41 +309,6 @@ impl fmt::Debug for RedisConfig {
             .field("max_value_len", &self.max_value_len)
             .field("lazy_connect", &self.lazy_connect)
             .finish()
-    }
-}
-
-/// `Duration` as whole milliseconds.
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis().min(u64::MAX as u128) as u64)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
-    }
-}
-
-/// `Option<Duration>` as whole milliseconds or null.
-mod opt_millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&(d.as_millis().min(u64::MAX as u128) as u64)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        Option::<u64>::deserialize(d).map(|ms| ms.map(Duration::from_millis))
     }
 }
 

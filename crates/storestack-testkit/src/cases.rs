@@ -28,7 +28,9 @@ fn assert_expiry_close(got: Option<SystemTime>, want: Option<SystemTime>) {
     }
 }
 
-async fn scan_all(store: &dyn Store, prefix: &str, limit: usize) -> Vec<String> {
+/// Every key a full scan of `store` under `prefix` returns, page by page
+/// (`limit` keys a page); panics on an error or a scan that does not end.
+pub async fn scan_all(store: &dyn Store, prefix: &str, limit: usize) -> Vec<String> {
     let mut keys = Vec::new();
     let mut cursor = ScanCursor::start();
     for _ in 0..100_000 {

@@ -33,6 +33,7 @@ pub mod limits;
 pub mod memory;
 pub mod observe;
 pub mod redact;
+pub mod serde_millis;
 pub mod store;
 pub mod typed;
 

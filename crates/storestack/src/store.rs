@@ -82,6 +82,39 @@ pub fn is_expired(expires_at: Option<SystemTime>, now: SystemTime) -> bool {
     matches!(expires_at, Some(at) if at <= now)
 }
 
+/// The smallest string greater than every string that starts with
+/// `prefix`, or `None` if there is none (empty prefix, or a prefix of only
+/// `U+10FFFF`s): `prefix` with its last character replaced by the next
+/// code point, after dropping trailing `U+10FFFF`s.
+///
+/// Byte order of UTF-8 is code point order, so in any store that compares
+/// keys byte by byte (MongoDB's `_id`, SQL with a binary collation) the
+/// keys starting with `prefix` are exactly those in
+/// `[prefix, successor)`: a range an index serves, with nothing to escape.
+///
+/// ```
+/// use storestack::store::prefix_successor;
+///
+/// assert_eq!(prefix_successor("sess:").as_deref(), Some("sess;"));
+/// assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+/// assert_eq!(prefix_successor(""), None);
+/// ```
+pub fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            char::MAX => None,
+            c => char::from_u32(c as u32 + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 impl fmt::Debug for Record {
     // The value may be a credential-bearing session: show only its length.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -419,6 +452,38 @@ fn _assert_object_safe(_: &dyn Store) {}
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn prefix_successor_bounds_exactly_the_prefixed_keys() {
+        assert_eq!(prefix_successor("a:").as_deref(), Some("a;"));
+        assert_eq!(prefix_successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(prefix_successor("ab\u{10FFFF}").as_deref(), Some("ac"));
+        assert_eq!(prefix_successor("\u{10FFFF}\u{10FFFF}"), None);
+        let keys = [
+            "",
+            "a",
+            "a:",
+            "a:0",
+            "a:\u{10FFFF}",
+            "a;",
+            "a9",
+            "ключ",
+            "ключи",
+            "ключ\u{10FFFF}x",
+            "клюя",
+            "🔑",
+            "🔑:1",
+            "\u{10FFFF}",
+        ];
+        for prefix in keys {
+            let end = prefix_successor(prefix);
+            for key in keys {
+                let in_range = key.as_bytes() >= prefix.as_bytes()
+                    && end.as_ref().is_none_or(|e| key.as_bytes() < e.as_bytes());
+                assert_eq!(in_range, key.starts_with(prefix), "{prefix:?} {key:?}");
+            }
+        }
+    }
 
     #[test]
     fn expiry_boundary_counts_as_expired() {
