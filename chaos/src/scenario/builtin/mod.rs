@@ -40,9 +40,13 @@
 //! | `mongo-primary-blackholed` | Fallback(mongodb, redis): the proxy holds every byte | no error, latency bounded |
 //! | `mongo-restarts-empty` | Fallback(mongodb, redis): mongodb killed, back EMPTY | as `primary-restarts-empty` |
 //! | `mongo-store-killed` | mongodb alone (Timeout, CircuitBreaker): kill -9 | transient errors during the outage only, within the deadline; the server may lose its last acknowledged writes (a limit of secantusd-rs) |
+//! | `mongo-redis-partition` | two processes, each its own Fallback(redis, mongodb) in the default (read lease) mode: the proxy on process A's path to redis is down, B's path is not | no error; A journals on mongodb, B never reads redis' stale copy; nothing lost, stale or resurrected in either process; A's breaker opens, B's never |
 //!
 //! **Canaries** run only when named: deliberately broken stacks that must
-//! FAIL, proving the checker catches lost writes and stale reads.
+//! FAIL, proving the checker catches lost writes and stale reads
+//! (`canary-dropped-writes`, `canary-stale-caches`; and, with `--real`,
+//! `canary-partition-poll`: `mongo-redis-partition` in
+//! `JournalCheck::Poll` mode, whose process B reads redis' stale copies).
 
 mod failover;
 mod migration;
@@ -101,12 +105,17 @@ pub fn real() -> Vec<Scenario> {
         mongo::mongo_primary_blackholed(),
         mongo::mongo_restarts_empty(),
         mongo::mongo_store_killed(),
+        mongo::mongo_redis_partition(),
     ]
 }
 
 /// The canaries (opt-in: they must fail).
 pub fn canaries() -> Vec<Scenario> {
-    vec![canary_dropped_writes(), canary_stale_caches()]
+    vec![
+        canary_dropped_writes(),
+        canary_stale_caches(),
+        mongo::canary_partition_poll(),
+    ]
 }
 
 /// Everything: embedded, real-backend, canaries.

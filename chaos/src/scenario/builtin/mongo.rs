@@ -13,12 +13,16 @@
 
 use std::time::Duration;
 
-use storestack::{Store, StoreExt};
+use storestack::layers::fallback::JournalCheck;
+use storestack::{FallbackConfig, FallbackHandle, Store, StoreExt};
 use storestack_mongodb::{MongoConfig, MongoStore};
 
 use super::failover::empty_primary_invariants;
 use super::redis::{address, hidden, middle_third, through, Redis, REDIS_DEADLINE};
-use super::stacks::{breaker, failed_over, Failover, BOUNDED, FAILED_OVER};
+use super::stacks::{
+    breaker, converge, failed_over, fallback_config, repaired, Failover, BOUNDED, FAILED_OVER,
+    REPAIRED,
+};
 use crate::error::{ChaosError, Result};
 use crate::history::{ErrorClass, Phase};
 use crate::invariants::{Expect, Invariants};
@@ -353,4 +357,141 @@ pub fn mongo_store_killed() -> Scenario {
             .finish(setup, &store)
             .settle(Duration::from_millis(1200)))
     })
+}
+
+/// The name of the probe that the partition of
+/// [`mongo_redis_partition`] was partial.
+pub(crate) const PARTIAL: &str =
+    "only process A lost the primary: its breaker opened, B's never did";
+
+/// The fallbacks of the partition: [`fallback_config`]'s short lease and
+/// poll, with a settle above the longest write of the other process (a
+/// Redis and a MongoDB deadline), as the Fallback's guarantees assume.
+fn partition_config(check: JournalCheck) -> FallbackConfig {
+    fallback_config()
+        .settle(REDIS_DEADLINE + MONGO_DEADLINE + Duration::from_millis(50))
+        .journal_check(check)
+}
+
+/// Ok when process A (cut) lost the primary (its breaker opened) and wrote
+/// to the secondary alone, while process B (not cut) kept the primary (its
+/// breaker never opened; a stray timeout on a loaded machine is not a
+/// loss): the two disagreed about the primary, which is what the scenario
+/// is about.
+fn partial(a: &Failover, b: &Failover) -> std::result::Result<String, String> {
+    let (sa, sb) = (a.fallback.status(), b.fallback.status());
+    let (ba, bb) = (a.primary_breaker.stats(), b.primary_breaker.stats());
+    let note = format!(
+        "A: breaker opened {} times, primary failed {} times, {} failover reads, \
+         {} degraded writes; B: breaker opened {} times, primary failed {} times, \
+         {} failover reads, {} degraded writes",
+        ba.opened,
+        sa.primary.failures,
+        sa.failover_reads,
+        sa.degraded_writes,
+        bb.opened,
+        sb.primary.failures,
+        sb.failover_reads,
+        sb.degraded_writes
+    );
+    if ba.opened > 0 && sa.degraded_writes > 0 && bb.opened == 0 {
+        Ok(note)
+    } else {
+        Err(note)
+    }
+}
+
+/// [`repaired`] for both processes.
+fn both_repaired(a: &FallbackHandle, b: &FallbackHandle) -> std::result::Result<String, String> {
+    let (a, b) = (repaired(a), repaired(b));
+    let note = |r: &std::result::Result<String, String>| match r {
+        Ok(n) | Err(n) => n.clone(),
+    };
+    let both = format!("A: {}; B: {}", note(&a), note(&b));
+    if a.is_ok() && b.is_ok() {
+        Ok(both)
+    } else {
+        Err(both)
+    }
+}
+
+/// Two processes over one Redis (primary) and one MongoDB (secondary),
+/// each with its own clients and fallback in mode `check`; process A's
+/// path to Redis is cut for the middle third of the run.
+fn partition(name: &'static str, description: &'static str, check: JournalCheck) -> Scenario {
+    Scenario::new(name, description)
+        .requires(Requirement::Mongo)
+        .requires(Requirement::Redis)
+        // Fewer keys than the other MongoDB scenarios, so that the two
+        // processes often read what the other just wrote.
+        .workload(workload().keys(200))
+        .invariants(mongo_hidden().and(Expect::probe(PARTIAL)))
+        .setup(move |ctx| async move {
+            let redis = Redis::start(&ctx, name, None, true).await?;
+            let mongo = Mongo::start(&ctx, name, false, false).await?;
+            let cut = redis.proxy.as_ref().map(FaultProxy::handle);
+            let cut = cut.ok_or_else(|| ChaosError::scenario(name, "no proxy", None))?;
+            // Only A's Redis client goes through the proxy.
+            let mongo_a = mongo.connect().await?;
+            let a = Failover::with_config(
+                (redis.connect(&redis.url).await?, REDIS_DEADLINE),
+                (mongo_a.clone(), MONGO_DEADLINE),
+                partition_config(check),
+            );
+            let b = Failover::with_config(
+                (redis.connect(&redis.direct_url).await?, REDIS_DEADLINE),
+                (mongo.connect().await?, MONGO_DEADLINE),
+                partition_config(check),
+            );
+            let (fa, fb) = (a.fallback.clone(), b.fallback.clone());
+            let (ra, rb, oa) = (fa.clone(), fb.clone(), fa.clone());
+            let (store_a, store_b) = (a.store.clone(), b.store.clone());
+            let down = Toxics {
+                down: true,
+                ..Toxics::none()
+            };
+            let setup = Setup::new(store_a)
+                .process(store_b)
+                .converge(move || async move {
+                    tokio::join!(converge(fa), converge(fb));
+                })
+                .probe(FAILED_OVER, move || failed_over(&oa))
+                .probe(REPAIRED, move || both_repaired(&ra, &rb))
+                .probe(PARTIAL, move || partial(&a, &b))
+                .schedule(middle_third(
+                    &ctx,
+                    Action::proxy("A's path to redis cut", cut.clone(), down),
+                    Action::proxy("A's path to redis back", cut, Toxics::none()),
+                ));
+            let setup = redis.finish(setup).await?;
+            Ok(mongo.finish(setup, &mongo_a))
+        })
+}
+
+/// A partial partition: one process's path to the Redis primary is cut,
+/// the other's is not.
+pub fn mongo_redis_partition() -> Scenario {
+    partition(
+        "mongo-redis-partition",
+        "a partial partition: two processes, each with its own Fallback(redis, mongodb) and \
+         its own connections, in the default (read lease) mode; for a third of the run the \
+         proxy on process A's path to redis is down (connections closed, new ones refused) \
+         while B still reaches redis: A writes to mongodb alone (journaled, its first such \
+         write waiting out the read lease) while B keeps reading and writing redis. No read \
+         of either process is stale, nothing is lost or resurrected, no error reaches callers",
+        JournalCheck::Lease,
+    )
+}
+
+/// The same partition with [`JournalCheck::Poll`], which lets B read
+/// Redis' stale copy until its next poll: a canary that must fail.
+pub fn canary_partition_poll() -> Scenario {
+    partition(
+        "canary-partition-poll",
+        "mongo-redis-partition with JournalCheck::Poll (no read lease): B learns of A's \
+         writes to mongodb only at its next poll and reads redis' stale copies meanwhile; \
+         must FAIL with stale reads, proving the scenario catches what the lease prevents",
+        JournalCheck::Poll,
+    )
+    .opt_in()
 }

@@ -37,7 +37,7 @@ pub(crate) struct Redis {
     /// The URL the store connects to (the proxy's, when there is one).
     pub(crate) url: String,
     /// The URL of the server itself.
-    direct_url: String,
+    pub(crate) direct_url: String,
     pub(crate) proxy: Option<FaultProxy>,
     prefix: String,
 }

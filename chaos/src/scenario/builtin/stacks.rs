@@ -64,15 +64,24 @@ impl Failover {
     /// The same, with a deadline of its own for each side (`(store,
     /// deadline)`).
     pub(crate) fn with_deadlines(
+        primary: (impl Store, Duration),
+        secondary: (impl Store, Duration),
+    ) -> Self {
+        Self::with_config(primary, secondary, fallback_config())
+    }
+
+    /// The same, with a fallback configuration of its own.
+    pub(crate) fn with_config(
         (primary, primary_deadline): (impl Store, Duration),
         (secondary, secondary_deadline): (impl Store, Duration),
+        config: FallbackConfig,
     ) -> Self {
         let primary = primary.timeout(primary_deadline).circuit_breaker(breaker());
         let secondary = secondary
             .timeout(secondary_deadline)
             .circuit_breaker(breaker());
         let primary_breaker = primary.handle();
-        let fallback = Fallback::with_config(primary, secondary, fallback_config());
+        let fallback = Fallback::with_config(primary, secondary, config);
         Failover {
             fallback: fallback.handle(),
             store: fallback.shared(),
@@ -110,7 +119,7 @@ pub(crate) async fn converge(fallback: FallbackHandle) {
 /// The name of the probe [`Failover::setup`] registers.
 pub(crate) const REPAIRED: &str = "journal repaired after the fault";
 
-fn repaired(fallback: &FallbackHandle) -> Result<String, String> {
+pub(crate) fn repaired(fallback: &FallbackHandle) -> Result<String, String> {
     let s = fallback.status();
     let note = format!(
         "{} failover reads, {} degraded writes, {} keys repaired, {} journaled, \

@@ -232,24 +232,45 @@ async fn a_killed_redis_is_hidden_by_the_fallback() {
     assert!(c.keys_checked > 100, "{c:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_mongodb_secondary_is_hidden_by_the_fallback() {
+/// Runs `scenario` for `millis` with the suite's own redis-server and
+/// secantusd-rs; `None` (loudly skipped, a failure under CI) when either is
+/// not installed.
+async fn run_on_own_servers(scenario: &Scenario, seed: u64, millis: u64) -> Option<ScenarioResult> {
     for program in ["redis-server", "secantusd-rs"] {
         if crate::process::find_binary(program).is_none() {
             storestack_testkit::server_missing(program, &"not installed");
-            return;
+            return None;
         }
     }
     let config = RunConfig::default()
-        .seed(6)
-        .duration(Duration::from_millis(2000))
+        .seed(seed)
+        .duration(Duration::from_millis(millis))
         .real(true);
-    let r = Runner::new(config)
-        .run(&mongo::mongo_secondary_killed())
-        .await
-        .unwrap();
+    Some(Runner::new(config).run(scenario).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_mongodb_secondary_is_hidden_by_the_fallback() {
+    let Some(r) = run_on_own_servers(&mongo::mongo_secondary_killed(), 6, 2000).await else {
+        return;
+    };
     assert!(r.passed(), "{:#?} {:?}", r.evaluation, r.actions);
     assert!(r.store.contains("timeout(mongodb)"), "{}", r.store);
     let c = r.verdict.consistency.unwrap();
     assert_eq!((c.lost, c.stale, c.resurrected), (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_partition_leaves_no_process_stale() {
+    let Some(r) = run_on_own_servers(&mongo::mongo_redis_partition(), 7, 2000).await else {
+        return;
+    };
+    assert!(r.passed(), "{:#?} {:?}", r.evaluation, r.actions);
+    assert!(r.store.starts_with("2 x "), "{}", r.store);
+    let c = r.verdict.consistency.unwrap();
+    assert_eq!((c.lost, c.stale, c.resurrected), (0, 0, 0));
+    assert!(c.keys_checked > 50, "{c:?}");
+    // A took writes alone while B kept the primary.
+    let partial = &r.verdict.probes[mongo::PARTIAL];
+    assert!(partial.is_ok(), "{partial:?}");
 }
