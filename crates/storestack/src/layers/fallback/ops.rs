@@ -137,15 +137,21 @@ impl<P: Store, S: Store> Shared<P, S> {
         self.wake.notify_one();
     }
 
-    /// The side that decides for every key while the other resyncs.
+    /// The side that decides for every key while the other resyncs, or
+    /// while the other is suspected (back from an outage, not yet checked)
+    /// and this side is not known to be down.
     pub(crate) fn resync_authority(&self) -> Option<Side> {
-        if self.resyncs.active(Side::Primary) {
-            Some(Side::Secondary)
-        } else if self.resyncs.active(Side::Secondary) {
-            Some(Side::Primary)
-        } else {
-            None
+        for lost in [Side::Primary, Side::Secondary] {
+            if self.resyncs.resyncing(lost) {
+                return Some(lost.other());
+            }
         }
+        for lost in [Side::Primary, Side::Secondary] {
+            if self.resyncs.active(lost) && !self.health.is_down(lost.other()) {
+                return Some(lost.other());
+            }
+        }
+        None
     }
 
     /// Records a success on `side` (the hot-path half of

@@ -265,6 +265,17 @@ impl<P: Store, S: Store> Shared<P, S> {
         if self.mirror.get(key).and_then(|p| p.authority()) == Some(Side::Primary) {
             return self.get_from_authority(Side::Primary, key).await;
         }
-        self.get_from_authority(Side::Secondary, key).await
+        match self.get_on(Side::Secondary, key).await {
+            // The primary is only suspected (back from an outage, not yet
+            // checked): rather than an error, the usual path decides.
+            Err(se) if se.is_transient() && !self.resyncs.resyncing(Side::Primary) => {
+                drop(se);
+                self.get_checked(key).await
+            }
+            Err(se) if se.is_transient() => {
+                Err(self.newest_unreachable(Op::Get, Side::Secondary, se))
+            }
+            r => r,
+        }
     }
 }

@@ -187,6 +187,12 @@ impl Resyncs {
             || self.suspect[side.index()].load(Ordering::Acquire)
     }
 
+    /// Whether a resync of `side` is known to be in progress (not merely
+    /// suspected).
+    pub(crate) fn resyncing(&self, side: Side) -> bool {
+        self.active[side.index()].load(Ordering::Acquire)
+    }
+
     /// `side` came back from an outage: distrust it until its identity is
     /// checked.
     pub(crate) fn suspect(&self, side: Side) {

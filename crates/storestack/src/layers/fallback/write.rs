@@ -121,7 +121,8 @@ impl<P: Store, S: Store> Shared<P, S> {
     }
 
     /// `create` keeps its insert-if-absent meaning: the side holding the
-    /// newest write decides; with no journal, the primary decides.
+    /// newest write decides; with no journal, the primary decides, unless
+    /// the secondary holds a live record.
     async fn create(
         &self,
         key: &str,
@@ -132,62 +133,76 @@ impl<P: Store, S: Store> Shared<P, S> {
         if let Some(side) = known {
             return self.create_on(side, key, m, record).await;
         }
-        // Either side may hold the key's newest write (the other missed
-        // it): then that side decides. Two point reads, concurrent, where
-        // the other writes need none: creates are rare (one per session).
-        // An unreadable side cannot have taken writes the other missed
-        // since it failed.
-        let (pe, se) = tokio::join!(
+        // Either side may hold the key's newest write (the other missed it):
+        // then that side decides, before anything is written. And a live
+        // record on the secondary that nothing journaled explains means the
+        // key exists: the primary lost it (it restarted empty, or from an
+        // old backup), so the create answers `false` with nothing written.
+        // Three point reads at once, where the other writes need none:
+        // creates are rare (one per session). An unreadable side cannot have
+        // taken writes the other missed since it failed.
+        let (pe, se, existing) = tokio::join!(
             self.read_entry(Side::Primary, key),
-            self.read_entry(Side::Secondary, key)
+            self.read_entry(Side::Secondary, key),
+            self.get_on(Side::Secondary, key)
         );
         if matches!(pe, Ok(Some(_))) || matches!(se, Ok(Some(_))) {
             if let Some(side) = self.authority(key).await {
                 return self.create_on(side, key, m, record).await;
             }
         }
-        // Nothing journaled: both sides should agree. The secondary is asked
-        // first, so that a record only the secondary holds (the primary
-        // restarted empty, or another process's delete is half done) makes
-        // the create answer `false` with nothing written anywhere.
-        match self.apply(Side::Secondary, key, m).await {
-            Ok(true) => {}
-            Ok(false) => {
-                self.suspect(Side::Primary);
-                return Ok(false);
-            }
-            Err(se) if se.is_transient() => {
-                return Box::pin(self.degraded(Side::Primary, key, m, se)).await;
-            }
-            Err(se) => return Err(se),
+        if let Ok(Some(_)) = existing {
+            self.suspect(Side::Primary);
+            return Ok(false);
         }
         match self.apply(Side::Primary, key, m).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(pe) if pe.is_transient() => {
+                return Box::pin(self.degraded(Side::Secondary, key, m, pe)).await;
+            }
+            Err(pe) => return Err(pe),
+        }
+        match self.apply(Side::Secondary, key, m).await {
             Ok(true) => Ok(true),
             Ok(false) => {
-                // The primary holds a live record the secondary did not (the
-                // secondary lost it, or a write of another process is half
-                // done): the key exists. The record just created on the
-                // secondary is journaled as stale there, so it is never
-                // served and repair replaces it with the primary's.
-                self.suspect(Side::Secondary);
-                // Best effort: deleting the record back from the secondary
-                // could delete another process's newer write instead.
-                let _ = self.journal_after(Side::Primary, key, Claim::Weak).await;
-                Ok(false)
-            }
-            Err(pe) => {
-                let journaled = self.journal_after(Side::Secondary, key, Claim::Weak).await;
-                match journaled {
-                    Err(je) if pe.is_transient() => Err(self.both_failed(
-                        Op::Create,
-                        (Side::Primary, pe),
-                        (Side::Secondary, je),
-                    )),
-                    _ if pe.is_transient() => {
-                        self.served_by_secondary(Op::Create, pe.kind());
-                        Ok(true)
+                // The secondary holds a live record the primary did not.
+                if self.authority(key).await == Some(Side::Secondary) {
+                    // The primary was stale (journaled by another process
+                    // since the check above): the key exists. Take back the
+                    // record just created on the primary by copying the
+                    // secondary's over it (repair would, later).
+                    if let Ok(newest) = self.get_on(Side::Secondary, key).await {
+                        let _ = self.put(Side::Primary, key, newest).await;
                     }
-                    _ => Err(pe),
+                    return Ok(false);
+                }
+                // A leftover on the secondary (or a concurrent write of
+                // another process): the primary decided; align the secondary
+                // with it, or journal it as stale.
+                match self.put(Side::Secondary, key, Some(record.clone())).await {
+                    Ok(()) => Ok(true),
+                    Err(se) => match self.journal_after(Side::Primary, key, Claim::Weak).await {
+                        Ok(()) => Ok(true),
+                        Err(je) if se.is_transient() => Err(self.both_failed(
+                            Op::Create,
+                            (Side::Secondary, se),
+                            (Side::Primary, je),
+                        )),
+                        Err(_) => Err(se),
+                    },
+                }
+            }
+            Err(se) => {
+                let journaled = self.journal_after(Side::Primary, key, Claim::Weak).await;
+                match journaled {
+                    Err(je) if se.is_transient() => Err(self.both_failed(
+                        Op::Create,
+                        (Side::Secondary, se),
+                        (Side::Primary, je),
+                    )),
+                    _ if se.is_transient() => Ok(true),
+                    _ => Err(se),
                 }
             }
         }
@@ -267,7 +282,7 @@ impl<P: Store, S: Store> Shared<P, S> {
         let down = up.other();
         let op = m.op();
         let pair = self.mirror.get(key).unwrap_or_default();
-        if (pair.authority() == Some(down) || self.resyncs.active(up)) && !m.blind() {
+        if (pair.authority() == Some(down) || self.resyncs.resyncing(up)) && !m.blind() {
             // `up` is stale for this key; its answer would be wrong.
             return Err(self.newest_unreachable(op, down, first));
         }
