@@ -48,6 +48,9 @@ impl<P: Store, S: Store> Shared<P, S> {
                         self.observe_ok(Side::Primary);
                         Box::pin(self.read_through(key)).await
                     }
+                    // A bad record or a bad request is not an outage: no
+                    // second look, no failover.
+                    Err(e) if !e.is_transient() => Err(e),
                     Err(e) => {
                         self.observe(Side::Primary, &Err::<(), _>(e));
                         Box::pin(self.retry_get(key, epoch, self.get_checked(key))).await
