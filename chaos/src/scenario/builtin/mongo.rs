@@ -474,7 +474,7 @@ pub fn mongo_redis_partition() -> Scenario {
     partition(
         "mongo-redis-partition",
         "a partial partition: two processes, each with its own Fallback(redis, mongodb) and \
-         its own connections, in the default (read lease) mode; for a third of the run the \
+         its own connections, in read-lease mode (JournalCheck::Lease); for a third of the run the \
          proxy on process A's path to redis is down (connections closed, new ones refused) \
          while B still reaches redis: A writes to mongodb alone (journaled, its first such \
          write waiting out the read lease) while B keeps reading and writing redis. No read \

@@ -10,7 +10,9 @@ use crate::clock::{self, Clock, SharedClock};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum JournalCheck {
-    /// Read leases (the default): while no write taken by the secondary
+    /// Read leases (opt-in, not yet the default: a randomized two-process
+    /// model run found a stale read after a racing `create` in this mode,
+    /// not yet explained): while no write taken by the secondary
     /// alone is journaled anywhere, a read is one read of the primary; a
     /// background task per process checks that every quarter of
     /// [`read_lease`](FallbackConfig::read_lease), and the first write an
@@ -18,12 +20,12 @@ pub enum JournalCheck {
     /// acknowledged. Otherwise reads take the `PerRead` path. Current across
     /// processes, assuming their monotonic clocks run at about the same
     /// rate (see the `lease` module source).
-    #[default]
     Lease,
     /// Every read of the primary also reads the key's journal entry on the
     /// secondary, concurrently. No stale read after a primary outage, for
     /// every process, with no timing assumption, at the price of one extra
-    /// point read on the secondary per read.
+    /// point read on the secondary per read. The default.
+    #[default]
     PerRead,
     /// Reads trust the journal entries this process knows of: its own
     /// writes, and entries of other processes loaded by the background
@@ -40,7 +42,7 @@ pub enum JournalCheck {
 #[non_exhaustive]
 pub struct FallbackConfig {
     /// How reads learn of other processes' journal entries. Default
-    /// [`JournalCheck::Lease`].
+    /// [`JournalCheck::PerRead`].
     pub journal_check: JournalCheck,
     /// How long one check of the secondary's journal marker lets reads
     /// trust the primary alone ([`JournalCheck::Lease`]); also how long the
@@ -86,7 +88,7 @@ pub struct FallbackConfig {
 impl Default for FallbackConfig {
     fn default() -> Self {
         FallbackConfig {
-            journal_check: JournalCheck::Lease,
+            journal_check: JournalCheck::PerRead,
             read_lease: Duration::from_secs(1),
             poll_interval: Duration::from_secs(1),
             settle: Duration::from_secs(2),
