@@ -324,9 +324,9 @@ impl<P: Store, S: Store> Shared<P, S> {
     }
 
     /// `up` holds a write the other side missed: journal it on `up` with a
-    /// fresh stamp. Returns the journal write's error, if any.
-    /// A write about to be acknowledged that only the secondary holds waits
-    /// for the read lease (see the lease module).
+    /// fresh stamp, and if `up` is the secondary, wait out the read lease
+    /// before the write is acknowledged (see the lease module). Returns the
+    /// first error, if any.
     pub(crate) async fn journal_after(&self, up: Side, key: &str, claim: Claim) -> Result<()> {
         bump(&self.health.degraded_writes);
         self.journal_fresh(up, key, claim).await?;

@@ -234,15 +234,23 @@ impl<P: Store, S: Store> Shared<P, S> {
     /// primary holds the key's newest write (a delete the secondary missed).
     /// A secondary that cannot answer leaves the primary's answer.
     async fn read_through(&self, key: &str) -> Result<Option<Record>> {
+        self.read_through_with(key, self.get_on(Side::Secondary, key))
+            .await
+    }
+
+    /// [`read_through`](Self::read_through) with `secondary` as the read of
+    /// the key on the secondary (a plain or a versioned read).
+    pub(crate) async fn read_through_with<T>(
+        &self,
+        key: &str,
+        secondary: impl std::future::Future<Output = Result<Option<T>>>,
+    ) -> Result<Option<T>> {
         if self.resyncs.active(Side::Secondary) {
             // The secondary is being made whole: its copy may be one that
             // was deleted since.
             return Ok(None);
         }
-        let (s, pe) = tokio::join!(
-            self.get_on(Side::Secondary, key),
-            self.read_entry(Side::Primary, key)
-        );
+        let (s, pe) = tokio::join!(secondary, self.read_entry(Side::Primary, key));
         match (s, pe) {
             (Ok(Some(record)), Ok(None)) => {
                 bump(&self.health.read_through);

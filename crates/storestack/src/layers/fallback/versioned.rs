@@ -78,28 +78,12 @@ impl<P: Store, S: Store> Shared<P, S> {
                 }
                 // The primary has no record: it may have lost it (see the
                 // read module's read-through).
-                Ok(None) => self.versioned_through(key).await,
+                Ok(None) => {
+                    self.read_through_with(key, self.versioned_on(Side::Secondary, key))
+                        .await
+                }
                 r => r,
             },
-        }
-    }
-
-    /// [`read_through`](Shared::read_through) for versioned reads.
-    async fn versioned_through(&self, key: &str) -> Result<Option<Versioned>> {
-        if self.resyncs.active(Side::Secondary) {
-            return Ok(None);
-        }
-        let (s, pe) = tokio::join!(
-            self.versioned_on(Side::Secondary, key),
-            self.read_entry(Side::Primary, key)
-        );
-        match (s, pe) {
-            (Ok(Some(found)), Ok(None)) => {
-                bump(&self.health.read_through);
-                self.suspect(Side::Primary);
-                Ok(Some(found))
-            }
-            _ => Ok(None),
         }
     }
 
